@@ -1,0 +1,28 @@
+"""Shared vocabulary: ASGI aliases, scope keys and the JSON alias."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+JSON: TypeAlias = Any
+"""A value as decoded by orjson."""
+
+SCOPE_PRINCIPAL = "omnigate.principal"
+SCOPE_REQUEST_ID = "omnigate.request_id"
+SCOPE_IS_ADMIN = "omnigate.admin"
+SCOPE_OUTCOME = "omnigate.outcome"
+
+__all__ = [
+    "JSON",
+    "SCOPE_IS_ADMIN",
+    "SCOPE_OUTCOME",
+    "SCOPE_PRINCIPAL",
+    "SCOPE_REQUEST_ID",
+    "ASGIApp",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+]
