@@ -1,0 +1,3 @@
+DROP TABLE provider_credentials;
+DROP TABLE projects;
+DROP TABLE organizations;

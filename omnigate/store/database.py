@@ -1,0 +1,225 @@
+"""One async query API over SQLite (one held connection) and PostgreSQL (asyncpg pool) via `databases`."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import databases
+import databases.core
+from sqlalchemy import text
+from sqlalchemy.engine.default import DefaultDialect
+
+Dialect = Literal["sqlite", "postgresql"]
+Values = Mapping[str, Any] | None
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+_PING = "SELECT 1"
+
+
+class Queryable(Protocol):
+    """What store functions need: the query methods, on a `Database` or inside a transaction."""
+
+    async def fetch_all(self, query: str, values: Values = None) -> list[dict[str, Any]]: ...
+
+    async def fetch_one(self, query: str, values: Values = None) -> dict[str, Any] | None: ...
+
+    async def fetch_val(self, query: str, values: Values = None) -> Any: ...
+
+    async def execute(self, query: str, values: Values = None) -> None: ...
+
+    async def execute_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Queryable]: ...
+
+
+def parse_database_url(url: str) -> tuple[Dialect, str, Path | None]:
+    """Return (dialect, the URL `databases` wants, the SQLite file path or None)."""
+    parts = urlsplit(url)
+    base = parts.scheme.split("+", 1)[0].lower()
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    if base == "sqlite":
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise ValueError("SQLite URL needs a file path, e.g. sqlite:///./omnigate.db")
+        file_path = None if path == ":memory:" else Path(path)
+        return "sqlite", "sqlite+aiosqlite://" + rest, file_path
+    if base in ("postgresql", "postgres"):
+        return "postgresql", "postgresql://" + rest, None
+    raise ValueError(f"unsupported database URL scheme {parts.scheme!r} (use sqlite:/// or postgresql://)")
+
+
+@functools.lru_cache(maxsize=256)
+def _positional(query: str, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """Compile a `:name` query to the driver's positional form, with the parameter order."""
+    sa_dialect = (
+        DefaultDialect(paramstyle="numeric_dollar")
+        if dialect == "postgresql"
+        else DefaultDialect(paramstyle="qmark")
+    )
+    compiled = text(query).compile(dialect=sa_dialect)
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
+def _rows(records: Sequence[Any]) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in records]
+
+
+class Transaction:
+    """Query methods bound to one connection inside an open transaction."""
+
+    __slots__ = ("_conn", "_dialect")
+
+    def __init__(self, conn: databases.core.Connection, dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
+    async def fetch_all(self, query: str, values: Values = None) -> list[dict[str, Any]]:
+        return _rows(await self._conn.fetch_all(query, dict(values) if values is not None else None))
+
+    async def fetch_one(self, query: str, values: Values = None) -> dict[str, Any] | None:
+        record = await self._conn.fetch_one(query, dict(values) if values is not None else None)
+        return None if record is None else dict(record._mapping)
+
+    async def fetch_val(self, query: str, values: Values = None) -> Any:
+        return await self._conn.fetch_val(query, dict(values) if values is not None else None)
+
+    async def execute(self, query: str, values: Values = None) -> None:
+        await self._conn.execute(query, dict(values) if values is not None else None)
+
+    async def execute_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One driver-level executemany (not a statement per row through SQLAlchemy)."""
+        if not rows:
+            return
+        sql, order = _positional(query, self._dialect)
+        args = [tuple(row[name] for name in order) for row in rows]
+        await self._conn.raw_connection.executemany(sql, args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A nested transaction (savepoint) on the same connection."""
+        async with self._conn.transaction():
+            yield self
+
+
+class Database:
+    """The store's database handle: `connect()` once at start-up, `disconnect()` at shutdown."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self._dialect, driver_url, self._sqlite_path = parse_database_url(url)
+        if self._dialect == "sqlite":
+            options.setdefault("timeout", 5.0)
+        self._db = databases.Database(driver_url, **options)
+        self._held: databases.core.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self._db.is_connected)
+
+    async def connect(self) -> None:
+        if self._db.is_connected:
+            return
+        if self._sqlite_path is not None:
+            self._sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        await self._db.connect()
+        if self._dialect == "sqlite":
+            held = self._db.connection()
+            await held.__aenter__()
+            try:
+                for pragma in _SQLITE_PRAGMAS:
+                    await held.execute(pragma)
+            except BaseException:
+                await held.__aexit__(None, None, None)
+                await self._db.disconnect()
+                raise
+            self._held = held
+
+    async def disconnect(self) -> None:
+        if self._held is not None:
+            async with self._lock:
+                held, self._held = self._held, None
+                await held.__aexit__(None, None, None)
+        await self._db.disconnect()
+
+    @asynccontextmanager
+    async def _sqlite(self) -> AsyncIterator[Transaction]:
+        """Exclusive use of the one SQLite connection; re-entrant for the task that holds it."""
+        if self._held is None:
+            raise RuntimeError("Database is not connected")
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            yield Transaction(self._held, "sqlite")
+            return
+        async with self._lock:
+            if self._held is None:
+                raise RuntimeError("Database is not connected")
+            self._owner = task
+            try:
+                yield Transaction(self._held, "sqlite")
+            finally:
+                self._owner = None
+
+    async def fetch_all(self, query: str, values: Values = None) -> list[dict[str, Any]]:
+        if self._dialect == "sqlite":
+            async with self._sqlite() as conn:
+                return await conn.fetch_all(query, values)
+        return _rows(await self._db.fetch_all(query, dict(values) if values is not None else None))
+
+    async def fetch_one(self, query: str, values: Values = None) -> dict[str, Any] | None:
+        if self._dialect == "sqlite":
+            async with self._sqlite() as conn:
+                return await conn.fetch_one(query, values)
+        record = await self._db.fetch_one(query, dict(values) if values is not None else None)
+        return None if record is None else dict(record._mapping)
+
+    async def fetch_val(self, query: str, values: Values = None) -> Any:
+        if self._dialect == "sqlite":
+            async with self._sqlite() as conn:
+                return await conn.fetch_val(query, values)
+        return await self._db.fetch_val(query, dict(values) if values is not None else None)
+
+    async def execute(self, query: str, values: Values = None) -> None:
+        if self._dialect == "sqlite":
+            async with self._sqlite() as conn:
+                await conn.execute(query, values)
+            return
+        await self._db.execute(query, dict(values) if values is not None else None)
+
+    async def execute_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run `query` once per row, all in one transaction (one driver executemany)."""
+        if not rows:
+            return
+        async with self.transaction() as tx:
+            await tx.execute_many(query, rows)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """Commit on success, roll back on exception. Use the yielded object; never gather inside."""
+        if self._dialect == "sqlite":
+            async with self._sqlite() as held, held.transaction() as tx:
+                yield tx
+            return
+        conn = self._db.connection()
+        async with conn, conn.transaction():
+            yield Transaction(conn, "postgresql")
+
+    async def ping(self, timeout_s: float = 5.0) -> None:
+        """Raise if the database cannot answer a trivial query within `timeout_s` seconds."""
+        async with asyncio.timeout(timeout_s):
+            await self.fetch_val(_PING)
