@@ -1,0 +1,83 @@
+"""The SharedState protocol, its value types and the one error callers see when the backend is down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import attrs
+
+DEFAULT_PREFIX = "omnigate:"
+
+# Remaining-TTL markers, the same values Redis PTTL returns.
+TTL_NONE = -1
+TTL_MISSING = -2
+
+
+class StateUnavailableError(Exception):
+    """The shared-state backend could not be reached (connection refused, lost, or timed out)."""
+
+
+@attrs.frozen
+class Counter:
+    """One integer counter touched by reserve()/add(); the key is relative to the state's prefix."""
+
+    key: str
+    amount: int
+    limit: int | None = None
+    ttl_s: float | None = None
+
+
+@attrs.frozen
+class Reservation:
+    """Outcome of reserve(): whether every counter fitted, and each counter's value and TTL after it."""
+
+    admitted: bool
+    refused: int | None
+    values: tuple[int, ...]
+    ttls_ms: tuple[int, ...]
+
+
+class SharedState(Protocol):
+    """Key/value, counters and pub/sub shared by every gateway process using the same backend."""
+
+    name: str
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def incr(self, key: str, amount: int = 1, ttl_s: float | None = None) -> int: ...
+
+    async def reserve(self, items: Sequence[Counter]) -> Reservation: ...
+
+    async def add(self, items: Sequence[Counter]) -> tuple[int, ...]: ...
+
+    async def get_counters(self, keys: Sequence[str]) -> tuple[int, ...]: ...
+
+    async def publish(self, channel: str, message: bytes) -> None: ...
+
+    def subscribe(self, channel: str, callback: Callable[[bytes], None]) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
+def ttl_to_ms(ttl_s: float | None) -> int | None:
+    """Convert a TTL in seconds to whole milliseconds (at least 1); reject zero and negative TTLs."""
+    if ttl_s is None:
+        return None
+    if not ttl_s > 0:
+        raise ValueError(f"ttl_s must be positive or None, got {ttl_s!r}")
+    return max(1, round(ttl_s * 1000))
+
+
+def check_counters(items: Sequence[Counter]) -> None:
+    """Validate counters before touching the backend, so a bad item never causes a partial update."""
+    for item in items:
+        if isinstance(item.amount, bool) or not isinstance(item.amount, int):
+            raise TypeError(f"Counter.amount must be an int, got {item.amount!r}")
+        if item.limit is not None and (isinstance(item.limit, bool) or not isinstance(item.limit, int)):
+            raise TypeError(f"Counter.limit must be an int or None, got {item.limit!r}")
+        ttl_to_ms(item.ttl_s)

@@ -1,0 +1,290 @@
+"""Redis SharedState on coredis: one Lua script per counter operation, pub/sub on its own client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Self, cast
+
+import anyio
+import coredis
+from coredis.commands.script import Script
+from coredis.exceptions import AuthenticationError, ReadOnlyError, ResponseError
+from coredis.exceptions import ConnectionError as RedisConnectionError
+from coredis.patterns.pubsub import PubSub
+from coredis.retry import ConstantRetryPolicy
+
+from omnigate.state.base import (
+    DEFAULT_PREFIX,
+    Counter,
+    Reservation,
+    StateUnavailableError,
+    check_counters,
+    ttl_to_ms,
+)
+
+logger = logging.getLogger(__name__)
+
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,  # includes BusyLoadingError
+    TimeoutError,  # stream_timeout / pool_timeout
+    ReadOnlyError,  # failover in progress
+    AuthenticationError,
+)
+_NOT_INTEGER = "not an integer"
+
+# KEYS[i] = counter key; ARGV[3i-2] = amount, ARGV[3i-1] = limit ('' = none), ARGV[3i] = ttl ms ('' = none).
+# Returns strings (Lua numbers truncate): {admitted '1'|'0', refused index or '-1', values..., pttls...}.
+# Everything is validated before the first write, so an error never leaves a partial update.
+_COUNTERS_LUA = """
+local check = CHECK_LIMITS
+local n = #KEYS
+local stored, pending = {}, {}
+local refused = -1
+for i = 1, n do
+  local k = KEYS[i]
+  if stored[k] == nil then
+    local raw = redis.call('GET', k)
+    if raw and not string.match(raw, '^%-?%d+$') then
+      return redis.error_reply('ERR value at ' .. k .. ' is NOT_INTEGER')
+    end
+    stored[k] = raw or '0'
+    pending[k] = tonumber(raw or '0')
+  end
+  local amount = tonumber(ARGV[3 * i - 2])
+  local limit = ARGV[3 * i - 1]
+  if check and refused < 0 and amount > 0 and limit ~= '' and pending[k] + amount > tonumber(limit) then
+    refused = i - 1
+  end
+  pending[k] = pending[k] + amount
+end
+local out = {refused < 0 and '1' or '0', tostring(refused)}
+for i = 1, n do
+  local k = KEYS[i]
+  if refused >= 0 then
+    out[2 + i] = stored[k]
+  elseif ARGV[3 * i - 2] == '0' then
+    out[2 + i] = redis.call('GET', k) or '0'
+  else
+    redis.call('INCRBY', k, ARGV[3 * i - 2])
+    local ttl = ARGV[3 * i]
+    if ttl ~= '' and redis.call('PTTL', k) == -1 then
+      redis.call('PEXPIRE', k, ttl)
+    end
+    out[2 + i] = redis.call('GET', k)
+  end
+end
+for i = 1, n do
+  out[2 + n + i] = tostring(redis.call('PTTL', KEYS[i]))
+end
+return out
+""".replace("NOT_INTEGER", _NOT_INTEGER)
+RESERVE_LUA = _COUNTERS_LUA.replace("CHECK_LIMITS", "true")
+ADD_LUA = _COUNTERS_LUA.replace("CHECK_LIMITS", "false")
+
+
+@contextlib.contextmanager
+def _boundary() -> Iterator[None]:
+    """Convert backend errors to the types callers handle: StateUnavailableError and ValueError."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StateUnavailableError(f"redis unavailable: {exc}") from exc
+    except ResponseError as exc:
+        if _NOT_INTEGER in str(exc):
+            raise ValueError(str(exc)) from exc
+        raise
+    except BaseExceptionGroup as group:
+        unavailable, rest = group.split(_UNAVAILABLE)
+        if unavailable is not None and rest is None:
+            raise StateUnavailableError(f"redis unavailable: {unavailable.exceptions[0]}") from group
+        raise
+
+
+def _to_int(raw: Any, key: str) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"value at {key!r} is {_NOT_INTEGER}") from None
+
+
+class RedisState:
+    """SharedState on Redis; use as an async context manager (entered once, e.g. in the app lifespan)."""
+
+    name: str = "redis"
+
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        stream_timeout: float = 2.0,
+        connect_timeout: float = 1.0,
+    ) -> None:
+        self.prefix = prefix
+        self._prefix_bytes = prefix.encode()
+        # Retry only failures to connect/send: a timed-out script may have run, and retrying it would
+        # count twice. One quick retry covers a stale pooled connection after a Redis restart.
+        options: dict[str, Any] = {
+            "decode_responses": False,
+            "stream_timeout": stream_timeout,
+            "connect_timeout": connect_timeout,
+            "pool_timeout": stream_timeout,
+            "retry_policy": ConstantRetryPolicy((RedisConnectionError,), retries=1, delay=0.05),
+        }
+        self._client: coredis.Redis[bytes] = coredis.Redis.from_url(redis_url, **options)
+        # Pub/sub holds a dedicated connection; keep it off the command client's pool.
+        self._sub_client: coredis.Redis[bytes] = coredis.Redis.from_url(redis_url, **options)
+        self._reserve: Script[bytes] = self._client.register_script(RESERVE_LUA)
+        self._add: Script[bytes] = self._client.register_script(ADD_LUA)
+        self._callbacks: dict[bytes, list[Callable[[bytes], None]]] = {}
+        self._wake = asyncio.Event()
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("RedisState is already open")
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self._client)
+            await stack.enter_async_context(self._sub_client)
+            self._listener = asyncio.create_task(self._listen(), name="omnigate-state-pubsub")
+            stack.push_async_callback(self._stop_listener)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return False
+        try:
+            return bool(await stack.__aexit__(exc_type, exc, tb))
+        except BaseExceptionGroup as group:
+            # coredis pools are anyio task groups: an error raised in the body comes back wrapped.
+            if exc is not None and group.split(lambda leaf: leaf is exc)[1] is None:
+                return False
+            raise
+
+    async def _stop_listener(self) -> None:
+        task, self._listener = self._listener, None
+        if task is not None:
+            task.cancel()
+            # asyncio.wait does not raise the child's CancelledError, but does propagate our own.
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("state pub/sub listener crashed", exc_info=task.exception())
+
+    async def _listen(self) -> None:
+        """Keep one pub/sub connection subscribed to every channel with a callback, forever."""
+        delay = 0.1
+        while True:
+            try:
+                async with self._sub_client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._keep_subscribed, pubsub)
+                        while True:
+                            message = await pubsub.get_message()
+                            if message is not None and message["type"] == "message":
+                                delay = 0.1
+                                self._dispatch(cast(bytes, message["channel"]), cast(bytes, message["data"]))
+            except Exception:
+                logger.warning("state pub/sub listener failed; reconnecting in %.1fs", delay, exc_info=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _keep_subscribed(self, pubsub: PubSub[bytes]) -> None:
+        """Subscribe to channels registered before or after open(), whenever subscribe() wakes us."""
+        while True:
+            self._wake.clear()
+            missing = [channel for channel in self._callbacks if channel not in pubsub.channels]
+            if missing:
+                await pubsub.subscribe(*missing)
+            await self._wake.wait()
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        for callback in list(self._callbacks.get(channel, ())):
+            try:
+                callback(data)
+            except Exception:
+                logger.exception("state subscriber callback failed on channel %r", channel)
+
+    # -- key/value -------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        with _boundary():
+            return await self._client.get(self.prefix + key)
+
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        ttl_ms = ttl_to_ms(ttl_s)
+        with _boundary():
+            await self._client.set(self.prefix + key, value, px=ttl_ms)
+
+    async def delete(self, key: str) -> None:
+        with _boundary():
+            await self._client.delete([self.prefix + key])
+
+    # -- counters --------------------------------------------------------------------------------
+
+    async def incr(self, key: str, amount: int = 1, ttl_s: float | None = None) -> int:
+        return (await self.add([Counter(key, amount, None, ttl_s)]))[0]
+
+    async def reserve(self, items: Sequence[Counter]) -> Reservation:
+        reply = await self._run(self._reserve, items)
+        n = len(items)
+        refused = int(reply[1])
+        return Reservation(
+            admitted=reply[0] == b"1",
+            refused=None if refused < 0 else refused,
+            values=tuple(int(v) for v in reply[2 : 2 + n]),
+            ttls_ms=tuple(int(v) for v in reply[2 + n :]),
+        )
+
+    async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
+        reply = await self._run(self._add, items)
+        return tuple(int(v) for v in reply[2 : 2 + len(items)])
+
+    async def _run(self, script: Script[bytes], items: Sequence[Counter]) -> list[bytes]:
+        check_counters(items)
+        if not items:
+            return [b"1", b"-1"]
+        keys = [self.prefix + item.key for item in items]
+        args: list[str] = []
+        for item in items:
+            ttl_ms = ttl_to_ms(item.ttl_s)
+            args += [str(item.amount), "" if item.limit is None else str(item.limit), str(ttl_ms or "")]
+        with _boundary():
+            reply: list[bytes] = await script(keys=keys, args=args)
+        if len(reply) != 2 + 2 * len(items):
+            raise RuntimeError(f"unexpected reply from counters script: {reply!r}")
+        return reply
+
+    async def get_counters(self, keys: Sequence[str]) -> tuple[int, ...]:
+        if not keys:
+            return ()
+        with _boundary():
+            raw = await self._client.mget([self.prefix + key for key in keys])
+        return tuple(0 if v is None else _to_int(v, key) for v, key in zip(raw, keys, strict=True))
+
+    # -- pub/sub and health ----------------------------------------------------------------------
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        with _boundary():
+            await self._client.publish(self.prefix + channel, message)
+
+    def subscribe(self, channel: str, callback: Callable[[bytes], None]) -> None:
+        self._callbacks.setdefault(self._prefix_bytes + channel.encode(), []).append(callback)
+        self._wake.set()
+
+    async def ping(self) -> None:
+        with _boundary():
+            await self._client.ping()
