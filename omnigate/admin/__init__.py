@@ -1,0 +1,1 @@
+"""The management HTTP API (admin key): organisations and projects. Endpoints only; SQL lives in store/."""

@@ -1,0 +1,51 @@
+"""Composes policy plugins into one async callable, once, at start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import attrs
+
+from omnigate.plugin.interfaces import Call, CallNext, PluginContext, Policy, Provider
+from omnigate.plugin.registry import PolicyRegistry, ProviderRegistry
+
+logger = logging.getLogger("omnigate.pipeline")
+
+
+def compose(policies: Sequence[Policy], terminal: CallNext) -> CallNext:
+    """``policies[0]`` is outermost; each gets the next step as ``call_next``."""
+    handler = terminal
+    for policy in reversed(policies):
+        handler = _bind(policy, handler)
+    return handler
+
+
+def _bind(policy: Policy, call_next: CallNext) -> CallNext:
+    async def step(call: Call) -> object:
+        return await policy(call, call_next)
+
+    return step
+
+
+@attrs.frozen
+class Plugins:
+    """Providers and policies instantiated from their registries for one app run."""
+
+    providers: dict[str, Provider]
+    model_prefixes: tuple[tuple[str, str], ...]
+    policies: tuple[tuple[str, Policy], ...]
+
+
+def instantiate(providers: ProviderRegistry, policies: PolicyRegistry, context: PluginContext) -> Plugins:
+    """Call every factory once; a policy factory returning None is disabled by its settings."""
+    built_providers = {spec.name: spec.factory(context) for spec in providers.specs()}
+    prefixes = tuple((prefix, spec.name) for spec in providers.specs() for prefix in spec.model_prefixes)
+    built_policies: list[tuple[str, Policy]] = []
+    for spec in policies.ordered():
+        policy = spec.factory(context)
+        if policy is None:
+            logger.info("policy %s is disabled by its settings", spec.name)
+            continue
+        built_policies.append((spec.name, policy))
+    return Plugins(built_providers, prefixes, tuple(built_policies))

@@ -1,0 +1,76 @@
+"""Times each request, logs one access line when its body ends, and hands the outcome to observers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from omnigate.observe import Observer, RequestOutcome, notify
+from omnigate.types import (
+    SCOPE_OUTCOME,
+    SCOPE_PRINCIPAL,
+    SCOPE_REQUEST_ID,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+
+logger = logging.getLogger("omnigate.access")
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp, observers: Sequence[Observer] = ()) -> None:
+        self.app = app
+        self.observers = tuple(observers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            self._finish(scope, status, (time.perf_counter() - started) * 1000.0)
+
+    def _finish(self, scope: Scope, status: int, duration_ms: float) -> None:
+        principal = scope.get(SCOPE_PRINCIPAL)
+        outcome = RequestOutcome(
+            request_id=scope.get(SCOPE_REQUEST_ID, "-"),
+            method=scope["method"],
+            path=scope["path"],
+            status=status,
+            duration_ms=round(duration_ms, 3),
+            org_id=getattr(principal, "org_id", None),
+            project_id=getattr(principal, "project_id", None),
+            key_id=getattr(principal, "key_id", None),
+            usage=scope.get(SCOPE_OUTCOME),
+        )
+        logger.info(
+            "%s %s %d %.1fms",
+            outcome.method,
+            outcome.path,
+            outcome.status,
+            outcome.duration_ms,
+            extra={
+                "method": outcome.method,
+                "path": outcome.path,
+                "status": outcome.status,
+                "latency_ms": outcome.duration_ms,
+                "project": outcome.project_id,
+                "key_id": outcome.key_id,
+            },
+        )
+        if self.observers:
+            notify(self.observers, outcome)

@@ -1,0 +1,43 @@
+"""Reads or mints the request id, exposes it to logs and the scope, and echoes it on every response."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from omnigate.http import get_header
+from omnigate.logs import request_id_var
+from omnigate.types import SCOPE_REQUEST_ID, ASGIApp, Message, Receive, Scope, Send
+
+_SANE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def mint_request_id() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = get_header(scope["headers"], b"x-request-id")
+        request_id = incoming.decode("ascii") if incoming and _SANE.match(incoming) else mint_request_id()
+        scope[SCOPE_REQUEST_ID] = request_id
+        header = (b"x-request-id", request_id.encode("ascii"))
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers.append(header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)

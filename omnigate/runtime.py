@@ -1,0 +1,79 @@
+"""The services one app instance runs on, opened in the lifespan and shared by middleware and endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pluggy
+
+from omnigate.gateway.pipeline import Plugins
+from omnigate.keycache import KeyCache
+from omnigate.observe import Observer
+from omnigate.plugin.registry import PolicyRegistry, ProviderRegistry
+from omnigate.settings import Settings
+from omnigate.state.base import SharedState
+from omnigate.store.credentials import SecretBox
+from omnigate.store.database import Database
+from omnigate.store.keys import hash_key, principal_for_hash
+from omnigate.store.records import Principal
+
+KEY_PREFIX = "og-"
+MAX_KEY_LENGTH = 256
+
+
+class NotStartedError(RuntimeError):
+    """A service was used before the app's lifespan opened it."""
+
+
+@attrs.define
+class Runtime:
+    """Filled in by the lifespan; the middleware stack holds it from build time."""
+
+    settings: Settings
+    plugin_manager: pluggy.PluginManager
+    observers: tuple[Observer, ...] = ()
+    provider_registry: ProviderRegistry = attrs.Factory(ProviderRegistry)
+    policy_registry: PolicyRegistry = attrs.Factory(PolicyRegistry)
+    plugins: Plugins | None = None
+    _db: Database | None = None
+    _state: SharedState | None = None
+    key_cache: KeyCache[Principal] | None = None
+    secret_box: SecretBox | None = None
+    extras: dict[str, Any] = attrs.Factory(dict)
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise NotStartedError("the database is not open: the app's lifespan has not started")
+        return self._db
+
+    @property
+    def state(self) -> SharedState:
+        if self._state is None:
+            raise NotStartedError("the shared state is not open: the app's lifespan has not started")
+        return self._state
+
+    def open(self, db: Database, state: SharedState, secret_box: SecretBox) -> None:
+        self._db = db
+        self._state = state
+        self.secret_box = secret_box
+        self.key_cache = KeyCache(self._load_principal, ttl_s=self.settings.key_cache_ttl_s)
+
+    def close(self) -> None:
+        self._db = None
+        self._state = None
+        self.key_cache = None
+        self.secret_box = None
+        self.plugins = None
+
+    async def _load_principal(self, key_hash: str) -> Principal | None:
+        return await principal_for_hash(self.db, key_hash)
+
+    async def resolve_key(self, plaintext: str) -> Principal | None:
+        """Principal for a presented key, from the in-process cache; None when unknown or revoked."""
+        if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > MAX_KEY_LENGTH:
+            return None
+        if self.key_cache is None:
+            raise NotStartedError("the key cache is not open: the app's lifespan has not started")
+        return await self.key_cache.get(hash_key(plaintext))

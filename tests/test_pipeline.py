@@ -1,0 +1,107 @@
+"""Policy composition, and providers/policies instantiated once per app run and closed at shutdown."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from omnigate import hookimpl
+from omnigate.gateway.pipeline import compose
+from omnigate.plugin.interfaces import Call, CallNext, PluginContext
+from omnigate.plugin.registry import PolicyRegistry, ProviderRegistry
+from omnigate.settings import Settings
+from omnigate.testing.pytest_plugin import run_gateway
+from tests.conftest import gateway_env
+
+
+def make_call(model: str = "m") -> Call:
+    return Call(
+        request_id="r", principal=None, model=model, stream=False, body={}, deadline=time.monotonic() + 5
+    )
+
+
+async def test_compose_runs_policies_outermost_first_with_around_semantics() -> None:
+    trace: list[str] = []
+
+    def tracer(name: str) -> Any:
+        async def policy(call: Call, call_next: CallNext) -> Any:
+            trace.append(f"{name}:before")
+            result = await call_next(call)
+            trace.append(f"{name}:after")
+            return result
+
+        return policy
+
+    async def short_circuit(call: Call, call_next: CallNext) -> Any:
+        if call.model == "cached":
+            return "from-cache"
+        return await call_next(call)
+
+    async def retry_twice(call: Call, call_next: CallNext) -> Any:
+        first = await call_next(call)
+        return (first, await call_next(call))
+
+    async def terminal(call: Call) -> Any:
+        trace.append("provider")
+        return call.model
+
+    handler = compose([tracer("outer"), short_circuit, retry_twice, tracer("inner")], terminal)
+    assert await handler(make_call("x")) == ("x", "x")
+    assert trace == [
+        "outer:before",
+        "inner:before",
+        "provider",
+        "inner:after",
+        "inner:before",
+        "provider",
+        "inner:after",
+        "outer:after",
+    ]
+    trace.clear()
+    assert await handler(make_call("cached")) == "from-cache"
+    assert trace == ["outer:before", "outer:after"]
+
+
+class Closing:
+    name = "closing"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def send(self, call: Call) -> Any:
+        return call.model
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_app_instantiates_plugins_once_and_closes_providers(embedded: dict[str, str]) -> None:
+    made: list[Closing] = []
+    contexts: list[PluginContext] = []
+
+    def provider_factory(context: PluginContext) -> Closing:
+        contexts.append(context)
+        made.append(Closing())
+        return made[-1]
+
+    async def passthrough(call: Call, call_next: CallNext) -> Any:
+        return await call_next(call)
+
+    class Plugin:
+        @hookimpl
+        def omnigate_register_providers(self, registry: ProviderRegistry, settings: Settings) -> None:
+            registry.add("closing", provider_factory, model_prefixes=("close-",))
+
+        @hookimpl
+        def omnigate_register_policies(self, registry: PolicyRegistry, settings: Settings) -> None:
+            registry.add("retry", lambda context: passthrough)
+            registry.add("cache", lambda context: None)  # disabled by its settings
+
+    async with run_gateway(gateway_env(embedded), [("plugin", Plugin())]) as client:
+        runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
+        plugins = runtime.plugins
+        assert list(plugins.providers) == ["closing"] and plugins.model_prefixes == (("close-", "closing"),)
+        assert [name for name, _ in plugins.policies] == ["retry"]
+        assert contexts[0].state is runtime.state and contexts[0].settings is runtime.settings
+        assert not made[0].closed
+    assert len(made) == 1 and made[0].closed
