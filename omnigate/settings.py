@@ -61,6 +61,7 @@ class Settings:
     allow_private_upstreams: bool = False
     metrics_token: str | None = _secret()
     metrics_per_project: bool = False
+    model_prices_file: str | None = None
     state_prefix: str = "omnigate:"
     graceful_timeout_s: float = 30.0
     block_plugins: tuple[str, ...] = ()
@@ -146,6 +147,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ALLOW_PRIVATE_UPSTREAMS": ("allow_private_upstreams", _bool),
     "METRICS_TOKEN": ("metrics_token", _str),
     "METRICS_PER_PROJECT": ("metrics_per_project", _bool),
+    "MODEL_PRICES_FILE": ("model_prices_file", _str),
     "OMNIGATE_STATE_PREFIX": ("state_prefix", _str),
     "GRACEFUL_TIMEOUT_S": ("graceful_timeout_s", _float),
     "OMNIGATE_BLOCK_PLUGINS": ("block_plugins", _names),

@@ -7,20 +7,30 @@ from typing import Any, Protocol
 
 import attrs
 
+from omnigate.chat.models import ChatRequest, ChatResult, ChatStream, Credential, Target
 from omnigate.settings import Settings
 
 
 @attrs.define(slots=True)
 class Call:
-    """One chat request on its way through the policy pipeline to a provider."""
+    """One chat request on its way through the policy pipeline to a provider.
+
+    ``target`` is where the next attempt goes; fallback policies replace it. ``deadline`` is a
+    ``time.monotonic()`` instant after which no new attempt may start. ``state`` is scratch space
+    for policies (namespaced keys, e.g. ``"budget.reservation"``).
+    """
 
     request_id: str
     principal: Any
-    model: str
-    stream: bool
-    body: dict[str, Any]
+    request: ChatRequest
+    target: Target
     deadline: float
     state: dict[str, Any] = attrs.Factory(dict)
+    attempts: int = 0
+
+    @property
+    def stream(self) -> bool:
+        return self.request.stream
 
 
 CallNext = Callable[[Call], Awaitable[Any]]
@@ -33,11 +43,22 @@ class Policy(Protocol):
 
 
 class Provider(Protocol):
-    """An upstream provider: sends a call and returns a result (or a stream), and closes its session."""
+    """An upstream provider, built once per app run; owns one HTTP session.
+
+    ``send`` translates ``call.request`` for ``call.target.model``, calls the upstream and returns a
+    :class:`ChatResult`, or for streaming calls a :class:`ChatStream` as soon as the upstream status
+    and headers are in (so failures before the first byte can still be retried). Upstream failures
+    raise :class:`omnigate.errors.UpstreamError` (never a library exception), with no secret in them.
+    """
 
     name: str
+    requires_credential: bool
 
-    async def send(self, call: Call) -> Any: ...
+    def gateway_credential(self) -> Credential | None:
+        """The gateway-wide credential from settings, or None when none is configured."""
+        ...
+
+    async def send(self, call: Call, credential: Credential | None) -> ChatResult | ChatStream: ...
 
     async def aclose(self) -> None: ...
 

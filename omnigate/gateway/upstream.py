@@ -1,0 +1,216 @@
+"""Upstream HTTP: one aiohttp session per provider, and every upstream failure converted once to UpstreamError."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+
+from omnigate.errors import UpstreamError
+from omnigate.settings import Settings
+
+READ_BUFFER_BYTES = 4 * 1024 * 1024
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+MAX_ERROR_MESSAGE = 500
+
+
+def new_session(settings: Settings, limit_per_host: int = 0) -> aiohttp.ClientSession:
+    """A long-lived session: no total timeout (long generations), connect and idle-read timeouts only.
+
+    ``limit=0`` removes aiohttp's hidden 100-connection cap; the gateway's own limits bound concurrency.
+    """
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.upstream_connect_timeout_s, sock_read=settings.upstream_timeout_s
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        read_bufsize=READ_BUFFER_BYTES,
+        trust_env=False,
+        json_serialize=lambda value: orjson.dumps(value).decode(),
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, or ``retry-after`` as seconds or an HTTP date."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            value = float(raw_ms) / 1000.0
+            if value >= 0:
+                return value
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(raw) if _looks_like_date(raw) else None
+        if parsed is None:
+            return None
+        seconds = parsed.timestamp() - (time.time() if now is None else now)
+    return max(seconds, 0.0) if seconds == seconds else None
+
+
+def _looks_like_date(raw: str) -> bool:
+    try:
+        return email.utils.parsedate_to_datetime(raw) is not None
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Remove every given secret (and any long prefix of it) from text an upstream sent back."""
+    for secret in secrets:
+        if secret and len(secret) >= 8:
+            text = text.replace(secret, "[redacted]")
+            text = text.replace(secret[:8], "[redacted]")
+    return text
+
+
+def status_error(
+    provider: str,
+    status: int,
+    headers: Mapping[str, str],
+    message: str,
+    secrets: Iterable[str | None] = (),
+    code: str | None = None,
+) -> UpstreamError:
+    """The UpstreamError for an upstream HTTP error status, with the status clients should see.
+
+    Upstream 401/403 mean the *provider credential* is wrong, not the caller's gateway key, so they
+    become 502 and the upstream's message (which may echo part of the key) is not passed on.
+    """
+    retry_after = parse_retry_after(headers)
+    clean = redact(message, secrets)[:MAX_ERROR_MESSAGE]
+    if status in (401, 403):
+        error = UpstreamError(
+            f"{provider} rejected the provider credential (HTTP {status}); check the project's or gateway's {provider} key",
+            status=status,
+            provider=provider,
+            code="upstream_authentication_failed",
+        )
+        return error
+    retryable = status in RETRYABLE_STATUSES
+    error = UpstreamError(
+        f"{provider} error (HTTP {status}): {clean}" if clean else f"{provider} returned HTTP {status}",
+        status=status,
+        retryable=retryable,
+        retry_after_s=retry_after,
+        provider=provider,
+        code=code,
+    )
+    error.status_code = _client_status(status)
+    error.error_type = _client_type(status)
+    if retry_after is not None and error.status_code == 429:
+        error.headers["retry-after"] = str(max(1, round(retry_after)))
+    return error
+
+
+def _client_status(status: int) -> int:
+    if status in (400, 404, 409, 413, 422, 429):
+        return status
+    if status in (408, 504):
+        return 504
+    if status in (503, 529):
+        return 503
+    return 502
+
+
+def _client_type(status: int) -> str:
+    if status == 429:
+        return "rate_limit_error"
+    if 400 <= status < 500 and status not in (408,):
+        return "invalid_request_error"
+    return "upstream_error"
+
+
+def transport_error(provider: str, exc: BaseException, *, started: bool = False) -> UpstreamError:
+    """Convert an aiohttp/timeout failure; retryable only before any response byte was relayed."""
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        error = UpstreamError(
+            f"{provider} timed out", provider=provider, retryable=not started, code="upstream_timeout"
+        )
+        error.status_code = 504
+        return error
+    kind = type(exc).__name__
+    return UpstreamError(
+        f"{provider} connection failed ({kind})",
+        provider=provider,
+        retryable=not started,
+        code="upstream_unavailable",
+    )
+
+
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError, HttpProcessingError)
+
+
+async def error_from_response(
+    provider: str, response: aiohttp.ClientResponse, secrets: Iterable[str | None] = ()
+) -> UpstreamError:
+    """Read an error response's body and build its UpstreamError (message from the provider's JSON)."""
+    try:
+        body = await response.read()
+    except TRANSPORT_ERRORS:
+        body = b""
+    return status_error(provider, response.status, response.headers, error_message(body), secrets)
+
+
+def error_message(body: bytes) -> str:
+    """The human message of an OpenAI-, Anthropic- or Gemini-style error body (or the text itself)."""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace").strip()
+    if isinstance(data, list) and data:
+        data = data[0]
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return body.decode("utf-8", "replace").strip()
+
+
+async def post(
+    session: aiohttp.ClientSession,
+    provider: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    json_body: Any,
+    secrets: Iterable[str | None] = (),
+) -> aiohttp.ClientResponse:
+    """POST without following redirects; returns the open response (2xx) or raises UpstreamError."""
+    try:
+        response = await session.post(
+            url,
+            data=orjson.dumps(json_body),
+            headers={**headers, "content-type": "application/json"},
+            allow_redirects=False,
+        )
+    except TRANSPORT_ERRORS as exc:
+        raise transport_error(provider, exc) from None
+    if response.status >= 300:
+        try:
+            if 300 <= response.status < 400:
+                raise UpstreamError(
+                    f"{provider} answered with a redirect (HTTP {response.status}), which is not followed",
+                    status=response.status,
+                    provider=provider,
+                    code="upstream_redirect",
+                )
+            raise await error_from_response(provider, response, secrets)
+        finally:
+            response.release()
+    return response

@@ -1,0 +1,1 @@
+"""Built-in provider plugins: OpenAI, Azure OpenAI, Anthropic, Gemini."""

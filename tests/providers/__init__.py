@@ -1,0 +1,1 @@
+"""Provider plugin tests against the fake upstreams."""
