@@ -1,0 +1,98 @@
+"""The Azure OpenAI provider: OpenAI's wire format on a deployment URL with ``api-key`` and ``api-version``."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from omnigate import hookimpl
+from omnigate.chat.models import Credential
+from omnigate.errors import InvalidRequestError
+from omnigate.plugin.interfaces import Call, PluginContext
+from omnigate.plugin.registry import ProviderRegistry
+from omnigate.providers.openai import OpenAIProvider, not_configured
+from omnigate.providers.openai_wire import request_body
+from omnigate.settings import Settings
+
+
+class AzureOpenAIProvider(OpenAIProvider):
+    """``azure/<deployment>``: endpoint, api-version and default deployment from BYOK meta, else settings."""
+
+    name = "azure"
+
+    def gateway_credential(self) -> Credential | None:
+        key, endpoint = self.settings.azure_openai_api_key, self.settings.azure_openai_endpoint
+        if not key or not endpoint:
+            return None
+        meta = {"endpoint": endpoint, "api_version": self.settings.azure_openai_api_version}
+        return Credential(api_key=key, meta=meta, source="gateway")
+
+    def endpoint(self, call: Call, credential: Credential) -> tuple[str, dict[str, str]]:
+        meta = credential.meta or {}
+        endpoint = _meta_text(meta, "endpoint")
+        if endpoint is not None and credential.source == "project":
+            _check_tenant_endpoint(endpoint, self.settings.allow_private_upstreams)
+        endpoint = endpoint or self.settings.azure_openai_endpoint
+        if not endpoint:
+            raise not_configured(
+                self.name,
+                "no Azure OpenAI endpoint (set AZURE_OPENAI_ENDPOINT or the credential's meta.endpoint)",
+            )
+        deployment = call.target.model or _meta_text(meta, "deployment")
+        if not deployment:
+            raise not_configured(self.name, "no deployment (use model azure/<deployment>)")
+        version = _meta_text(meta, "api_version") or self.settings.azure_openai_api_version
+        url = (
+            f"{endpoint.rstrip('/')}/openai/deployments/{quote(deployment, safe='')}/chat/completions"
+            f"?{urlencode({'api-version': version})}"
+        )
+        return url, {"api-key": credential.api_key}
+
+    def body(self, call: Call) -> dict[str, Any]:
+        # The deployment in the URL chooses the model.
+        return request_body(call.request, None)
+
+
+def _meta_text(meta: dict[str, Any], key: str) -> str | None:
+    value = meta.get(key)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _check_tenant_endpoint(endpoint: str, allow_private: bool) -> None:
+    """A tenant's endpoint must be https and not a loopback/private/link-local literal, unless allowed."""
+    parts = urlsplit(endpoint)
+    schemes = ("http", "https") if allow_private else ("https",)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise _bad_endpoint(f"must be an {'http(s)' if allow_private else 'https'} URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise _bad_endpoint("must not carry credentials, a query or a fragment")
+    if allow_private:
+        return
+    host = parts.hostname.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        raise _bad_endpoint("must not point at a private address")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if not address.is_global:
+        raise _bad_endpoint("must not point at a private address")
+
+
+def _bad_endpoint(problem: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"the project's azure credential meta.endpoint {problem}",
+        code="provider_not_configured",
+        param="model",
+    )
+
+
+@hookimpl
+def omnigate_register_providers(registry: ProviderRegistry, settings: Settings) -> None:
+    # No bare prefixes: clients say azure/<deployment>.
+    registry.add("azure", _factory)
+
+
+def _factory(context: PluginContext) -> AzureOpenAIProvider:
+    return AzureOpenAIProvider(context.settings)

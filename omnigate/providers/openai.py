@@ -1,0 +1,131 @@
+"""The OpenAI provider: Chat Completions over aiohttp, the client's body forwarded nearly as sent."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, cast
+
+import aiohttp
+
+from omnigate import hookimpl
+from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
+from omnigate.errors import InvalidRequestError, UpstreamError
+from omnigate.gateway.sse import SSEEvent, iter_sse
+from omnigate.gateway.upstream import TRANSPORT_ERRORS, new_session, post, transport_error
+from omnigate.plugin.interfaces import Call, PluginContext
+from omnigate.plugin.registry import ProviderRegistry
+from omnigate.providers.openai_wire import StreamParser, parse_result, request_body
+from omnigate.settings import Settings
+
+# The contract's o<digit>* rule, as plain prefixes.
+MODEL_PREFIXES = ("gpt-", "chatgpt-", *(f"o{digit}" for digit in range(1, 10)))
+
+
+def not_configured(provider: str, what: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"provider {provider} is not configured: {what}", code="provider_not_configured", param="model"
+    )
+
+
+class OpenAIProvider:
+    """``POST {openai_base_url}/chat/completions`` with a Bearer key; Azure subclasses it."""
+
+    name = "openai"
+    requires_credential = True
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.session = new_session(settings)
+
+    def gateway_credential(self) -> Credential | None:
+        key = self.settings.openai_api_key
+        return Credential(api_key=key, source="gateway") if key else None
+
+    def endpoint(self, call: Call, credential: Credential) -> tuple[str, dict[str, str]]:
+        """The URL and auth headers of one attempt."""
+        url = self.settings.openai_base_url.rstrip("/") + "/chat/completions"
+        return url, {"authorization": f"Bearer {credential.api_key}"}
+
+    def body(self, call: Call) -> dict[str, Any]:
+        return request_body(call.request, call.target.model)
+
+    async def send(self, call: Call, credential: Credential | None) -> ChatResult | ChatStream:
+        if credential is None or not credential.api_key:
+            raise not_configured(self.name, "no API key")
+        url, headers = self.endpoint(call, credential)
+        secrets = (credential.api_key,)
+        response = await post(
+            self.session, self.name, url, headers=headers, json_body=self.body(call), secrets=secrets
+        )
+        if call.request.stream:
+            return open_stream(self.name, response, call.target.model, secrets)
+        try:
+            data = await response.read()
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(self.name, exc) from None
+        finally:
+            response.release()
+        return parse_result(self.name, data, call.target.model)
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+
+def open_stream(
+    provider: str, response: aiohttp.ClientResponse, model: str, secrets: Sequence[str]
+) -> ChatStream:
+    """Wrap an open 200 SSE response; ``id`` and ``model`` are set to the upstream's before the first chunk."""
+    parser = StreamParser(provider, secrets)
+    closed = False
+
+    async def close() -> None:
+        nonlocal closed
+        if closed:
+            return
+        closed = True
+        # Dropping the connection is what makes the upstream stop generating; a later pull of the
+        # chunks then fails with UpstreamError.
+        response.close()
+
+    async def generate() -> AsyncGenerator[StreamChunk, None]:
+        first = True
+        try:
+            events = cast(AsyncGenerator[SSEEvent, None], iter_sse(response, provider))
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    chunk = parser.feed(event.data)
+                    if chunk is not None:
+                        if first:
+                            stream.id = parser.id or stream.id
+                            stream.model = parser.model or stream.model
+                            first = False
+                        yield chunk
+                    if parser.done:
+                        break
+            if not parser.done:
+                raise UpstreamError(
+                    f"{provider} ended the stream without [DONE]",
+                    provider=provider,
+                    retryable=False,
+                    code="upstream_stream_truncated",
+                )
+            final = parser.final()
+            if final is not None:
+                yield final
+            response.release()
+        finally:
+            await close()
+
+    # The completion id arrives with the first chunk; until then it is unknown ("").
+    stream = ChatStream(id="", model=model, chunks=generate(), close=close)
+    return stream
+
+
+@hookimpl
+def omnigate_register_providers(registry: ProviderRegistry, settings: Settings) -> None:
+    registry.add("openai", _factory, model_prefixes=MODEL_PREFIXES)
+
+
+def _factory(context: PluginContext) -> OpenAIProvider:
+    return OpenAIProvider(context.settings)
