@@ -52,10 +52,23 @@ class GatewayApp(Starlette):
 
 
 def _routes() -> list[BaseRoute]:
-    from omnigate import identity, ops
+    from omnigate import identity, models_api, ops
     from omnigate.admin import tenants
 
-    return [*ops.routes, *identity.routes, *tenants.routes]
+    return [*ops.routes, *identity.routes, *models_api.routes, *tenants.routes]
+
+
+def _chat_routes(runtime: Runtime) -> list[BaseRoute]:
+    from starlette.routing import Route
+
+    from omnigate.gateway.dispatch import ChatEndpoint
+    from omnigate.surfaces.native import NativeSurface
+    from omnigate.surfaces.openai import OpenAISurface
+
+    return [
+        Route("/v1/chat/completions", ChatEndpoint(runtime, OpenAISurface()), methods=["POST"]),
+        Route("/v1/chat", ChatEndpoint(runtime, NativeSurface()), methods=["POST"]),
+    ]
 
 
 async def _render_error(request: Request, exc: Exception) -> Response:
@@ -106,7 +119,7 @@ def create_app(settings: Settings, plugin_manager: pluggy.PluginManager | None =
     inner.extend(Middleware(_PluginWrapper, wrap=wrap) for wrap in wrappers)
 
     app = GatewayApp(
-        routes=_routes(),
+        routes=[*_routes(), *_chat_routes(runtime)],
         middleware=inner,
         exception_handlers={
             Exception: _render_error,
@@ -167,21 +180,32 @@ def _lifespan(runtime: Runtime) -> Callable[[Starlette], contextlib.AbstractAsyn
         try:
             async with open_state(settings.redis_url, prefix=settings.state_prefix) as state:
                 runtime.open(db, state, SecretBox(secret_key(settings)))
-                runtime.plugins = instantiate(
+                plugins = instantiate(
                     runtime.provider_registry,
                     runtime.policy_registry,
                     PluginContext(settings=settings, state=state),
                 )
-                for result in runtime.plugin_manager.hook.omnigate_startup(app=app):
-                    await await_me_maybe(result)
+                from omnigate.pricing import PriceBook
+                from omnigate.usage.writer import UsageWriter
+
+                prices = PriceBook(settings.model_prices_file)
+                await asyncio.to_thread(prices.warm)  # ~0.5 s of data loading, never on a request
+                writer = UsageWriter(db)
+                writer.start()
+                runtime.start_chat(plugins, prices, writer)
                 try:
+                    for result in runtime.plugin_manager.hook.omnigate_startup(app=app):
+                        await await_me_maybe(result)
                     yield
                 finally:
-                    for result in runtime.plugin_manager.hook.omnigate_shutdown(app=app):
-                        await await_me_maybe(result)
-                    for provider in runtime.plugins.providers.values() if runtime.plugins else ():
-                        await provider.aclose()
-                    runtime.close()
+                    try:
+                        for result in runtime.plugin_manager.hook.omnigate_shutdown(app=app):
+                            await await_me_maybe(result)
+                    finally:
+                        await writer.aclose()
+                        for provider in plugins.providers.values():
+                            await provider.aclose()
+                        runtime.close()
         finally:
             await db.disconnect()
 

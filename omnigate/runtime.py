@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
+from omnigate.gateway.credentials import CredentialResolver
+from omnigate.gateway.engine import Engine
 from omnigate.gateway.pipeline import Plugins
 from omnigate.keycache import KeyCache
 from omnigate.observe import Observer
@@ -17,6 +19,10 @@ from omnigate.store.credentials import SecretBox
 from omnigate.store.database import Database
 from omnigate.store.keys import hash_key, principal_for_hash
 from omnigate.store.records import Principal
+
+if TYPE_CHECKING:
+    from omnigate.pricing import PriceBook
+    from omnigate.usage.writer import UsageWriter
 
 KEY_PREFIX = "og-"
 MAX_KEY_LENGTH = 256
@@ -36,6 +42,9 @@ class Runtime:
     provider_registry: ProviderRegistry = attrs.Factory(ProviderRegistry)
     policy_registry: PolicyRegistry = attrs.Factory(PolicyRegistry)
     plugins: Plugins | None = None
+    _engine: Engine | None = None
+    _prices: PriceBook | None = None
+    _usage_writer: UsageWriter | None = None
     _db: Database | None = None
     _state: SharedState | None = None
     key_cache: KeyCache[Principal] | None = None
@@ -54,6 +63,33 @@ class Runtime:
             raise NotStartedError("the shared state is not open: the app's lifespan has not started")
         return self._state
 
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise NotStartedError("the chat engine is not built: the app's lifespan has not started")
+        return self._engine
+
+    @property
+    def prices(self) -> PriceBook:
+        if self._prices is None:
+            raise NotStartedError("prices are not loaded: the app's lifespan has not started")
+        return self._prices
+
+    @property
+    def usage_writer(self) -> UsageWriter:
+        if self._usage_writer is None:
+            raise NotStartedError("the usage writer is not running: the app's lifespan has not started")
+        return self._usage_writer
+
+    def start_chat(self, plugins: Plugins, prices: PriceBook, writer: UsageWriter) -> None:
+        """Wire the chat path once the database, state and plugins are up."""
+        assert self.secret_box is not None
+        credentials = CredentialResolver(self.db, self.secret_box, ttl_s=self.settings.key_cache_ttl_s)
+        self.plugins = plugins
+        self._engine = Engine.build(plugins, credentials)
+        self._prices = prices
+        self._usage_writer = writer
+
     def open(self, db: Database, state: SharedState, secret_box: SecretBox) -> None:
         self._db = db
         self._state = state
@@ -66,6 +102,8 @@ class Runtime:
         self.key_cache = None
         self.secret_box = None
         self.plugins = None
+        self._engine = None
+        self._usage_writer = None
 
     async def _load_principal(self, key_hash: str) -> Principal | None:
         return await principal_for_hash(self.db, key_hash)

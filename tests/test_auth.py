@@ -114,6 +114,10 @@ async def test_every_mounted_route_is_classified_and_protected(client: httpx.Asy
         "/health/ready": RouteClass.PUBLIC,
         "/version": RouteClass.PUBLIC,
         "/v1/me": RouteClass.PROJECT,
+        "/v1/chat": RouteClass.PROJECT,
+        "/v1/chat/completions": RouteClass.PROJECT,
+        "/v1/models": RouteClass.PROJECT,
+        "/v1/models/{model_id:path}": RouteClass.PROJECT,
         "/v1/admin/orgs": RouteClass.ADMIN,
         "/v1/admin/orgs/{org_id}": RouteClass.ADMIN,
         "/v1/admin/projects": RouteClass.ADMIN,
@@ -127,7 +131,11 @@ async def test_every_mounted_route_is_classified_and_protected(client: httpx.Asy
         for method in route.methods or ():
             if method == "HEAD":
                 continue
-            path = route.path.replace("{org_id}", "org_x").replace("{project_id}", "proj_x")
+            path = (
+                route.path.replace("{org_id}", "org_x")
+                .replace("{project_id}", "proj_x")
+                .replace("{model_id:path}", "gpt-4o")
+            )
             response = await client.request(method, path)
             if expected[route.path] is RouteClass.PUBLIC:
                 assert response.status_code < 400, (method, path)

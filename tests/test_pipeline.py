@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 from omnigate import hookimpl
+from omnigate.chat.models import Target
+from omnigate.chat.validate import parse_chat_request
 from omnigate.gateway.pipeline import compose
 from omnigate.plugin.interfaces import Call, CallNext, PluginContext
 from omnigate.plugin.registry import PolicyRegistry, ProviderRegistry
@@ -15,8 +17,13 @@ from tests.conftest import gateway_env
 
 
 def make_call(model: str = "m") -> Call:
+    request = parse_chat_request({"model": model, "messages": [{"role": "user", "content": "hi"}]})
     return Call(
-        request_id="r", principal=None, model=model, stream=False, body={}, deadline=time.monotonic() + 5
+        request_id="r",
+        principal=None,
+        request=request,
+        target=Target("p", model),
+        deadline=time.monotonic() + 5,
     )
 
 
@@ -33,7 +40,7 @@ async def test_compose_runs_policies_outermost_first_with_around_semantics() -> 
         return policy
 
     async def short_circuit(call: Call, call_next: CallNext) -> Any:
-        if call.model == "cached":
+        if call.target.model == "cached":
             return "from-cache"
         return await call_next(call)
 
@@ -43,7 +50,7 @@ async def test_compose_runs_policies_outermost_first_with_around_semantics() -> 
 
     async def terminal(call: Call) -> Any:
         trace.append("provider")
-        return call.model
+        return call.target.model
 
     handler = compose([tracer("outer"), short_circuit, retry_twice, tracer("inner")], terminal)
     assert await handler(make_call("x")) == ("x", "x")
@@ -69,7 +76,7 @@ class Closing:
         self.closed = False
 
     async def send(self, call: Call) -> Any:
-        return call.model
+        return call.target.model
 
     async def aclose(self) -> None:
         self.closed = True
@@ -100,7 +107,8 @@ async def test_app_instantiates_plugins_once_and_closes_providers(embedded: dict
     async with run_gateway(gateway_env(embedded), [("plugin", Plugin())]) as client:
         runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
         plugins = runtime.plugins
-        assert list(plugins.providers) == ["closing"] and plugins.model_prefixes == (("close-", "closing"),)
+        assert plugins.providers["closing"] is made[0] and ("close-", "closing") in plugins.model_prefixes
+        assert {"openai", "azure", "anthropic", "gemini"} <= set(plugins.providers)
         assert [name for name, _ in plugins.policies] == ["retry"]
         assert contexts[0].state is runtime.state and contexts[0].settings is runtime.settings
         assert not made[0].closed

@@ -81,7 +81,7 @@ class EchoProvider:
     name = "echo"
 
     async def send(self, call: Call) -> Any:
-        return {"echo": call.model}
+        return {"echo": call.target.model}
 
     async def aclose(self) -> None:
         return None

@@ -73,8 +73,10 @@ def _structure_part(value: Any, _: Any) -> ContentPart:
 converter.register_structure_hook(ContentPart, _structure_part)
 
 
-def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
+def parse_chat_request(body: Any) -> ChatRequest:
     """Validate an OpenAI-style chat body (plus omnigate's extras); unknown top-level fields pass through."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
     smuggled = sorted(SMUGGLING_FIELDS & body.keys())
     if smuggled:
         raise InvalidRequestError(

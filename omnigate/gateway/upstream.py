@@ -162,7 +162,33 @@ async def error_from_response(
         body = await response.read()
     except TRANSPORT_ERRORS:
         body = b""
-    return status_error(provider, response.status, response.headers, error_message(body), secrets)
+    error = status_error(provider, response.status, response.headers, error_message(body), secrets)
+    if error.retry_after_s is None:
+        error.retry_after_s = retry_delay_from_body(body)
+        if error.retry_after_s is not None and error.status_code == 429:
+            error.headers["retry-after"] = str(max(1, round(error.retry_after_s)))
+    return error
+
+
+def retry_delay_from_body(body: bytes) -> float | None:
+    """Gemini puts its wait in the body: ``error.details[].retryDelay`` of a google.rpc.RetryInfo, e.g. "20s"."""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    details = (
+        data.get("error", {}).get("details")
+        if isinstance(data, dict) and isinstance(data.get("error"), dict)
+        else None
+    )
+    for detail in details if isinstance(details, list) else ():
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(float(delay[:-1]), 0.0)
+            except ValueError:
+                return None
+    return None
 
 
 def error_message(body: bytes) -> str:

@@ -14,6 +14,10 @@ from omnigate.settings import Settings
 
 # (name, module) of every built-in plugin; OMNIGATE_BLOCK_PLUGINS takes these names too.
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("openai", "omnigate.providers.openai"),
+    ("azure", "omnigate.providers.azure"),
+    ("anthropic", "omnigate.providers.anthropic"),
+    ("gemini", "omnigate.providers.gemini"),
     ("cli-serve", "omnigate.cli.serve"),
     ("cli-db", "omnigate.cli.db"),
     ("cli-info", "omnigate.cli.info"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,58 @@ async def run_gateway(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://omnigate.test") as client:
             yield client
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(env: dict[str, str], plugins: Sequence[tuple[str, Any]] = ()) -> AsyncIterator[str]:
+    """Serve a gateway with hypercorn on a real loopback socket in this event loop; yields its base URL.
+
+    Use it where the transport matters (streaming time-to-first-byte, client disconnects): in-process
+    ASGI transports buffer whole responses.
+    """
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    settings = parse_settings(env)
+    app = create_app(settings, plugin_manager=build_plugin_manager(settings, extra_plugins=plugins))
+    port = _free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 2
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_listening(port, server)
+        yield base_url
+    finally:
+        stop.set()
+        await server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_listening(port: int, server: asyncio.Task[Any], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        if server.done():
+            server.result()
+            raise RuntimeError("the gateway server stopped during start-up")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await writer.wait_closed()
+            return
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture

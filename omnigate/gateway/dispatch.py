@@ -1,0 +1,211 @@
+"""The chat endpoint: a raw ASGI app that validates, runs the pipeline, and answers in JSON or relays SSE."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from omnigate.chat.models import ChatRequest, ChatResult, ChatStream, StreamChunk, Usage
+from omnigate.chat.validate import parse_chat_request
+from omnigate.errors import InvalidRequestError, OmnigateError, PermissionDeniedError, UpstreamError
+from omnigate.gateway.accounting import Ledger
+from omnigate.gateway.disconnect import ClientDisconnectedError, until_disconnect
+from omnigate.http import JSON_CONTENT_TYPE, header_pairs, send_error
+from omnigate.plugin.interfaces import Call
+from omnigate.runtime import Runtime
+from omnigate.surfaces.base import Reply, Surface, cost_usd
+from omnigate.types import SCOPE_PRINCIPAL, SCOPE_REQUEST_ID, Message, Receive, Scope, Send
+from omnigate.usage.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, STATUS_TRUNCATED
+
+logger = logging.getLogger("omnigate.dispatch")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+]
+CLIENT_CLOSED = 499  # nginx's convention for "client closed the request", used in usage records only
+
+
+async def read_json(receive: Receive) -> Any:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnectedError
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"the request body is not valid JSON: {exc.msg}", code="invalid_json"
+        ) from None
+
+
+def check_model_allowed(principal: Any, model: str) -> None:
+    allowed = getattr(principal, "allowed_models", None)
+    if allowed is not None and model not in allowed:
+        raise PermissionDeniedError(
+            f"this API key may not use model {model!r}", code="model_not_allowed", param="model"
+        )
+
+
+class ChatEndpoint:
+    """One per surface; Starlette mounts a class instance as a raw ASGI app (no Request/Response objects)."""
+
+    def __init__(self, runtime: Runtime, surface: Surface) -> None:
+        self.runtime = runtime
+        self.surface = surface
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        engine = self.runtime.engine
+        ledger = Ledger(
+            self.runtime.prices,
+            self.runtime.usage_writer,
+            scope[SCOPE_PRINCIPAL],
+            scope[SCOPE_REQUEST_ID],
+            time.perf_counter(),
+        )
+        try:
+            call = await self._admit(scope, receive, ledger)
+            try:
+                result: ChatResult | ChatStream = await until_disconnect(engine.pipeline(call), receive)
+            finally:
+                ledger.attempts = call.attempts
+                ledger.target = call.target
+                ledger.fallback_used = bool(call.state.get("fallback_used"))
+                ledger.cached = bool(call.state.get("cached"))
+            if isinstance(result, ChatStream):
+                await self._relay(result, call, ledger, receive, send)
+            else:
+                await self._respond(result, call, ledger, send)
+        except ClientDisconnectedError:
+            ledger.finish(STATUS_CANCELLED, CLIENT_CLOSED, error_code="client_disconnected")
+        except OmnigateError as error:
+            ledger.finish(STATUS_ERROR, error.status_code, error_code=error.code)
+            await send_error(send, error)
+        finally:
+            if not ledger.finished:  # an unexpected failure or the server cancelling us
+                ledger.finish(STATUS_ERROR, 500, error_code="internal_error")
+
+    async def _admit(self, scope: Scope, receive: Receive, ledger: Ledger) -> Call:
+        request = parse_chat_request(await read_json(receive))
+        ledger.requested_model = request.model
+        ledger.stream = request.stream
+        check_model_allowed(scope[SCOPE_PRINCIPAL], request.model)
+        target = self.runtime.engine.router.resolve(request.model)
+        ledger.target = target
+        deadline = time.monotonic() + self.runtime.settings.upstream_timeout_s
+        return Call(scope[SCOPE_REQUEST_ID], scope[SCOPE_PRINCIPAL], request, target, deadline)
+
+    def _reply(self, call: Call, ledger: Ledger, upstream_id: str, model: str) -> Reply:
+        return Reply(
+            request_id=call.request_id,
+            id=upstream_id or call.request_id,
+            model=model or call.target.model,
+            provider=call.target.provider,
+            created=int(time.time()),
+            include_usage=_wants_usage(call.request, self.surface.name),
+            fallback_used=ledger.fallback_used,
+            cached=ledger.cached,
+        )
+
+    def _headers(self, call: Call, reply: Reply) -> list[tuple[bytes, bytes]]:
+        extra = {
+            "x-omnigate-provider": call.target.provider,
+            "x-omnigate-model": call.target.model,
+            "x-omnigate-fallback-used": "true" if reply.fallback_used else "false",
+        }
+        extra.update(call.state.get("response_headers", {}))
+        return header_pairs(extra)
+
+    async def _respond(self, result: ChatResult, call: Call, ledger: Ledger, send: Send) -> None:
+        reply = self._reply(call, ledger, result.id, result.model)
+        reply.cost_micros = ledger.cost(result.usage)
+        reply.latency_ms = ledger.latency_ms()
+        body = orjson.dumps(self.surface.render_result(result, reply))
+        headers = [
+            JSON_CONTENT_TYPE,
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        headers += self._headers(call, reply)
+        if reply.cost_micros is not None:
+            headers.append((b"x-omnigate-cost-usd", f"{cost_usd(reply.cost_micros):.6f}".encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        ledger.finish(STATUS_OK, 200, result.usage)
+
+    async def _relay(
+        self, stream: ChatStream, call: Call, ledger: Ledger, receive: Receive, send: Send
+    ) -> None:
+        reply = self._reply(call, ledger, stream.id, stream.model)
+        relay = _Relay(self.surface, reply, send)
+        try:
+            await until_disconnect(relay.run(stream, call, self._headers(call, reply), ledger), receive)
+        except ClientDisconnectedError:
+            ledger.finish(STATUS_CANCELLED, CLIENT_CLOSED, relay.usage, error_code="client_disconnected")
+        except UpstreamError as error:
+            if not relay.started:
+                raise  # nothing reached the client yet: answer with a proper error status
+            logger.warning("stream from %s broke after the first byte: %s", call.target.provider, error.code)
+            await send({"type": "http.response.body", "body": self.surface.stream_error(error, reply)})
+            ledger.finish(STATUS_TRUNCATED, 200, relay.usage, error_code=error.code)
+        finally:
+            await stream.aclose()
+
+
+class _Relay:
+    """Relays one stream: headers with the first chunk, each chunk as it comes, then the terminal events."""
+
+    def __init__(self, surface: Surface, reply: Reply, send: Send) -> None:
+        self.surface = surface
+        self.reply = reply
+        self.send = send
+        self.started = False
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+
+    async def _body(self, data: bytes, more: bool = True) -> None:
+        if data or not more:
+            message: Message = {"type": "http.response.body", "body": data, "more_body": more}
+            await self.send(message)
+
+    async def run(
+        self, stream: ChatStream, call: Call, headers: list[tuple[bytes, bytes]], ledger: Ledger
+    ) -> None:
+        async for chunk in stream:
+            if not self.started:
+                # Headers wait for the first chunk, so an upstream failing before it still gets a real status.
+                await self.send(
+                    {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers}
+                )
+                self.started = True
+                await self._body(self.surface.stream_start(self.reply))
+            self._note(chunk)
+            await self._body(self.surface.stream_chunk(chunk, self.reply))
+        if not self.started:
+            await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+            self.started = True
+            await self._body(self.surface.stream_start(self.reply))
+        self.reply.cost_micros = ledger.cost(self.usage)
+        await self._body(self.surface.stream_end(self.usage, self.finish_reason, self.reply), more=False)
+        ledger.finish(STATUS_OK, 200, self.usage)
+
+    def _note(self, chunk: StreamChunk) -> None:
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+
+
+def _wants_usage(request: ChatRequest, surface: str) -> bool:
+    if surface != "openai":
+        return True
+    options = request.stream_options or {}
+    return bool(options.get("include_usage"))

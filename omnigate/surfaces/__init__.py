@@ -1,0 +1,1 @@
+"""Client-facing chat formats: OpenAI-compatible and omnigate's native one, rendered from the unified types."""

@@ -1,0 +1,1 @@
+"""End-to-end chat tests: gateway + fake upstreams over real sockets."""

@@ -1,0 +1,103 @@
+"""Streaming over a real socket: relayed as it arrives, cancelled with the client, never ending falsely."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from omnigate.testing import Reply, Usage
+from tests.chat.conftest import MODELS, Fakes, Served, user
+
+
+async def test_first_chunk_reaches_the_client_before_the_upstream_finishes(
+    served: Served, fakes: Fakes
+) -> None:
+    fakes.openai.enqueue(Reply.text(["a ", "b ", "c ", "d ", "e"], chunk_delay_s=0.3))
+    body = {"model": "gpt-4o-mini", "messages": [user("x")], "stream": True}
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as client:
+        started = time.monotonic()
+        async with client.stream(
+            "POST", "/v1/chat/completions", json=body, headers=served.tenant.headers
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            first_content_at = None
+            async for line in response.aiter_lines():
+                if first_content_at is None and '"content":"a ' in line:
+                    first_content_at = time.monotonic() - started
+                    assert not fakes.openai.requests[-1].completed, "the upstream had already finished"
+            total = time.monotonic() - started
+    assert first_content_at is not None and total >= 1.2 and first_content_at < total - 0.8
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_client_disconnect_cancels_the_upstream(served: Served, fakes: Fakes, provider: str) -> None:
+    fake = fakes.for_provider(provider)
+    fake.enqueue(Reply.text([f"w{i} " for i in range(20)], chunk_delay_s=0.25))
+    body = {"model": MODELS[provider], "messages": [user("x")], "stream": True}
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as client:
+        async with client.stream(
+            "POST", "/v1/chat/completions", json=body, headers=served.tenant.headers
+        ) as response:
+            async for line in response.aiter_lines():
+                if "w0" in line:
+                    break
+    await fake.wait_disconnected(timeout_s=5)
+    assert not fake.requests[-1].completed
+
+
+async def test_cut_mid_stream_ends_with_an_error_event_not_a_clean_end(served: Served, fakes: Fakes) -> None:
+    fakes.anthropic.enqueue(Reply.text(["one ", "two ", "three ", "four"], cut_after=5, chunk_delay_s=0.05))
+    client = openai.AsyncOpenAI(api_key=served.tenant.key, base_url=served.base_url + "/v1", max_retries=0)
+    stream = await client.chat.completions.create(
+        model="claude-sonnet-4-5", messages=[user("x")], stream=True
+    )
+    received = ""
+    with pytest.raises(openai.APIError):
+        async for chunk in stream:
+            for choice in chunk.choices:
+                received += choice.delta.content or ""
+    assert received.startswith("one")
+    await client.close()
+
+
+async def test_native_stream_cut_ends_with_an_error_chunk(served: Served, fakes: Fakes) -> None:
+    fakes.gemini.enqueue(Reply.text(["one ", "two ", "three"], cut_after=2, chunk_delay_s=0.05))
+    body = {"model": "gemini-2.5-flash", "messages": [user("x")], "stream": True}
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as client:
+        response = await client.post("/v1/chat", json=body, headers=served.tenant.headers)
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+    assert events[-1]["error"] is not None and events[-1]["usage"] is None
+    assert "data: [DONE]" not in response.text
+
+
+async def test_upstream_failing_before_the_first_chunk_gets_a_real_status(
+    served: Served, fakes: Fakes
+) -> None:
+    fakes.openai.enqueue(Reply.error(503, "overloaded"))
+    body = {"model": "gpt-4o-mini", "messages": [user("x")], "stream": True}
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as client:
+        response = await client.post("/v1/chat/completions", json=body, headers=served.tenant.headers)
+    assert response.status_code == 503 and response.json()["error"]["type"] == "upstream_error"
+
+
+async def test_openai_sdk_stream_over_a_socket_with_usage(served: Served, fakes: Fakes) -> None:
+    fakes.gemini.enqueue(Reply.text("alpha beta", usage=Usage(input=7, output=2, reasoning=1)))
+    client = openai.AsyncOpenAI(api_key=served.tenant.key, base_url=served.base_url + "/v1", max_retries=0)
+    chunks: list[Any] = []
+    stream = await client.chat.completions.create(
+        model="gemini-2.5-flash", messages=[user("x")], stream=True, stream_options={"include_usage": True}
+    )
+    async for chunk in stream:
+        chunks.append(chunk)
+    await client.close()
+    usage = chunks[-1].usage
+    assert usage.prompt_tokens == 7 and usage.completion_tokens == 2
+    assert usage.completion_tokens_details.reasoning_tokens == 1
+    await asyncio.sleep(0)
