@@ -137,6 +137,7 @@ async def gateway(chat_env: dict[str, str]) -> AsyncIterator[Gateway]:
 class Served:
     base_url: str
     tenant: Tenant
+    database_url: str
 
 
 @pytest.fixture
@@ -145,7 +146,7 @@ async def served(chat_env: dict[str, str]) -> AsyncIterator[Served]:
     async with serve_gateway(chat_env) as base_url:
         async with httpx.AsyncClient(base_url=base_url) as client:
             tenant = await create_tenant(client)
-        yield Served(base_url, tenant)
+        yield Served(base_url, tenant, chat_env["DATABASE_URL"])
 
 
 def user(text: str) -> dict[str, Any]:

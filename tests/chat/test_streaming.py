@@ -50,6 +50,27 @@ async def test_client_disconnect_cancels_the_upstream(served: Served, fakes: Fak
                     break
     await fake.wait_disconnected(timeout_s=5)
     assert not fake.requests[-1].completed
+    row = await wait_for_usage_row(served)
+    assert row.status == "cancelled" and row.http_status == 499 and row.provider == provider
+
+
+async def wait_for_usage_row(served: Served, timeout_s: float = 5.0) -> Any:
+    """The served gateway's one usage row, read through a second store connection once the writer flushed it."""
+    from omnigate.store.database import Database
+    from omnigate.store.usage import list_usage
+
+    db = Database(served.database_url)
+    await db.connect()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rows = await list_usage(db, served.tenant.project_id)
+            if rows or time.monotonic() > deadline:
+                assert len(rows) == 1, rows
+                return rows[0]
+            await asyncio.sleep(0.1)
+    finally:
+        await db.disconnect()
 
 
 async def test_cut_mid_stream_ends_with_an_error_event_not_a_clean_end(served: Served, fakes: Fakes) -> None:
