@@ -23,7 +23,10 @@ class RequestOutcome:
     org_id: str | None = None
     project_id: str | None = None
     key_id: str | None = None
-    usage: Any = None
+    record: Any = None
+    """The chat request's UsageRecord (model, provider, tokens, cost, status), or None for other routes."""
+    upstream_ms: float | None = None
+    """Time spent waiting on providers; ``duration_ms - upstream_ms`` is the gateway's own overhead."""
 
 
 Observer = Callable[[RequestOutcome], None]

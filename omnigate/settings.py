@@ -50,12 +50,17 @@ class Settings:
     circuit_breaker_failure_threshold: int = 5
     circuit_breaker_reset_timeout_s: float = 30.0
     circuit_breaker_backend: str = "memory"
+    circuit_breaker_half_open_max_calls: int = 1
     response_cache_enabled: bool = False
     response_cache_ttl_s: int = 3600
     log_format: str = "text"
     log_level: str = "INFO"
     upstream_timeout_s: float = 600.0
     upstream_connect_timeout_s: float = 10.0
+    request_deadline_s: float = 900.0
+    max_attempts_per_request: int = 6
+    budget_default_max_tokens: int = 4096
+    rate_limit_fail_open: bool = False
     max_request_bytes: int = 10 * 1024 * 1024
     key_cache_ttl_s: float = 5.0
     allow_private_upstreams: bool = False
@@ -136,12 +141,17 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CIRCUIT_BREAKER_FAILURE_THRESHOLD": ("circuit_breaker_failure_threshold", _int),
     "CIRCUIT_BREAKER_RESET_TIMEOUT_S": ("circuit_breaker_reset_timeout_s", _float),
     "CIRCUIT_BREAKER_BACKEND": ("circuit_breaker_backend", _str),
+    "CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS": ("circuit_breaker_half_open_max_calls", _int),
     "RESPONSE_CACHE_ENABLED": ("response_cache_enabled", _bool),
     "RESPONSE_CACHE_TTL_S": ("response_cache_ttl_s", _int),
     "LOG_FORMAT": ("log_format", _str),
     "LOG_LEVEL": ("log_level", _str),
     "UPSTREAM_TIMEOUT_S": ("upstream_timeout_s", _float),
     "UPSTREAM_CONNECT_TIMEOUT_S": ("upstream_connect_timeout_s", _float),
+    "REQUEST_DEADLINE_S": ("request_deadline_s", _float),
+    "MAX_ATTEMPTS_PER_REQUEST": ("max_attempts_per_request", _int),
+    "BUDGET_DEFAULT_MAX_TOKENS": ("budget_default_max_tokens", _int),
+    "RATE_LIMIT_FAIL_OPEN": ("rate_limit_fail_open", _bool),
     "MAX_REQUEST_BYTES": ("max_request_bytes", _int),
     "KEY_CACHE_TTL_S": ("key_cache_ttl_s", _float),
     "ALLOW_PRIVATE_UPSTREAMS": ("allow_private_upstreams", _bool),
@@ -168,6 +178,10 @@ _POSITIVE = {
     "upstream_timeout_s",
     "upstream_connect_timeout_s",
     "response_cache_ttl_s",
+    "request_deadline_s",
+    "max_attempts_per_request",
+    "budget_default_max_tokens",
+    "circuit_breaker_half_open_max_calls",
 }
 _NON_NEGATIVE = {
     "graceful_timeout_s",

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from omnigate.chat.models import Target, Usage
+from omnigate.plugin.interfaces import Call, CallOutcome
 from omnigate.pricing import PriceBook, cost_micros
-from omnigate.usage.records import UsageRecord
+from omnigate.usage.records import STATUS_CACHE_HIT, STATUS_OK, UsageRecord
 from omnigate.usage.writer import UsageWriter
 
 logger = logging.getLogger("omnigate.accounting")
 
 
 class Ledger:
-    """Collects what one request did and submits exactly one UsageRecord (the first ``finish`` wins)."""
+    """Collects what one request did and submits exactly one UsageRecord (the first ``finish`` wins).
+
+    The finished ledger is also what observers see (``scope["omnigate.outcome"]``): its ``record``,
+    ``upstream_s`` (time spent waiting on providers) and ``call``.
+    """
 
     def __init__(
-        self,
-        prices: PriceBook,
-        writer: UsageWriter,
-        principal: object,
-        request_id: str,
-        started: float,
+        self, prices: PriceBook, writer: UsageWriter, principal: object, request_id: str, started: float
     ) -> None:
         self._prices = prices
         self._writer = writer
@@ -32,42 +33,57 @@ class Ledger:
         self.target: Target | None = None
         self.requested_model = ""
         self.stream = False
-        self.attempts = 0
-        self.cached = False
-        self.fallback_used = False
-        self.finished = False
+        self.call: Call | None = None
+        self.record: UsageRecord | None = None
+        self.outcome: CallOutcome | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.record is not None
+
+    @property
+    def cached(self) -> bool:
+        return bool(self.call and self.call.state.get("cached"))
+
+    @property
+    def fallback_used(self) -> bool:
+        return bool(self.call and self.call.state.get("fallback_used"))
+
+    @property
+    def upstream_s(self) -> float:
+        return self.call.upstream_s if self.call else 0.0
 
     def latency_ms(self) -> int:
         return int((time.perf_counter() - self._started) * 1000)
 
     def cost(self, usage: Usage | None) -> int | None:
-        """Integer micro-USD; 0 when nothing was used; None when tokens were used at an unknown price."""
+        """Integer micro-USD; 0 when nothing was used or served from cache; None at an unknown price."""
         if usage is None or usage.total_tokens == 0 or self.cached:
             return 0
-        if self.target is None:
+        target = self.call.target if self.call else self.target
+        if target is None:
             return None
-        price = self._prices.price(self.target.provider, self.target.model)
+        price = self._prices.price(target.provider, target.model)
         return None if price is None else cost_micros(price, usage)
 
     def finish(
-        self,
-        status: str,
-        http_status: int,
-        usage: Usage | None = None,
-        error_code: str | None = None,
+        self, status: str, http_status: int, usage: Usage | None = None, error_code: str | None = None
     ) -> None:
-        if self.finished:
+        if self.record is not None:
             return
-        self.finished = True
         usage = usage or Usage()
+        if status == STATUS_OK and self.cached:
+            status = STATUS_CACHE_HIT
+        target = self.call.target if self.call else self.target
         principal = self._principal
-        record = UsageRecord(
+        cost = self.cost(usage)
+        self.record = UsageRecord(
             request_id=self.request_id,
             org_id=getattr(principal, "org_id", ""),
             project_id=getattr(principal, "project_id", ""),
             key_id=getattr(principal, "key_id", None),
-            provider=self.target.provider if self.target else "",
-            model=self.target.model if self.target else self.requested_model,
+            provider=target.provider if target else "",
+            model=target.model if target else self.requested_model,
             status=status,
             http_status=http_status,
             input_tokens=usage.input_tokens,
@@ -75,13 +91,30 @@ class Ledger:
             cache_read_tokens=usage.cache_read_tokens,
             cache_write_tokens=usage.cache_write_tokens,
             reasoning_tokens=usage.reasoning_tokens,
-            cost_micros=self.cost(usage),
+            cost_micros=cost,
             latency_ms=self.latency_ms(),
             stream=self.stream,
             cached=self.cached,
             fallback_used=self.fallback_used,
-            attempts=self.attempts,
+            attempts=self.call.attempts if self.call else 0,
             error_code=error_code,
             created_at=time.time_ns() // 1_000_000,
         )
-        self._writer.submit(record)
+        self.outcome = CallOutcome(status, http_status, usage, cost, error_code)
+        self._writer.submit(self.record)
+
+    async def run_finalizers(self) -> None:
+        """Each policy's ``on_finish`` callback, once, shielded from the request's own cancellation."""
+        if self.call is None or self.outcome is None or not self.call.finalizers:
+            return
+        finalizers, self.call.finalizers = self.call.finalizers, []
+        outcome = self.outcome
+
+        async def run_all() -> None:
+            for finalizer in reversed(finalizers):  # innermost policy first, like unwinding
+                try:
+                    await finalizer(outcome)
+                except Exception:
+                    logger.exception("a policy's on_finish callback failed")
+
+        await asyncio.shield(run_all())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from omnigate.http import JSON_CONTENT_TYPE, header_pairs, send_error
 from omnigate.plugin.interfaces import Call
 from omnigate.runtime import Runtime
 from omnigate.surfaces.base import Reply, Surface, cost_usd
-from omnigate.types import SCOPE_PRINCIPAL, SCOPE_REQUEST_ID, Message, Receive, Scope, Send
+from omnigate.types import SCOPE_OUTCOME, SCOPE_PRINCIPAL, SCOPE_REQUEST_ID, Message, Receive, Scope, Send
 from omnigate.usage.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, STATUS_TRUNCATED
 
 logger = logging.getLogger("omnigate.dispatch")
@@ -71,15 +72,10 @@ class ChatEndpoint:
             scope[SCOPE_REQUEST_ID],
             time.perf_counter(),
         )
+        scope[SCOPE_OUTCOME] = ledger
         try:
             call = await self._admit(scope, receive, ledger)
-            try:
-                result: ChatResult | ChatStream = await until_disconnect(engine.pipeline(call), receive)
-            finally:
-                ledger.attempts = call.attempts
-                ledger.target = call.target
-                ledger.fallback_used = bool(call.state.get("fallback_used"))
-                ledger.cached = bool(call.state.get("cached"))
+            result: ChatResult | ChatStream = await until_disconnect(engine.pipeline(call), receive)
             if isinstance(result, ChatStream):
                 await self._relay(result, call, ledger, receive, send)
             else:
@@ -92,6 +88,7 @@ class ChatEndpoint:
         finally:
             if not ledger.finished:  # an unexpected failure or the server cancelling us
                 ledger.finish(STATUS_ERROR, 500, error_code="internal_error")
+            await ledger.run_finalizers()
 
     async def _admit(self, scope: Scope, receive: Receive, ledger: Ledger) -> Call:
         request = parse_chat_request(await read_json(receive))
@@ -100,8 +97,9 @@ class ChatEndpoint:
         check_model_allowed(scope[SCOPE_PRINCIPAL], request.model)
         target = self.runtime.engine.router.resolve(request.model)
         ledger.target = target
-        deadline = time.monotonic() + self.runtime.settings.upstream_timeout_s
-        return Call(scope[SCOPE_REQUEST_ID], scope[SCOPE_PRINCIPAL], request, target, deadline)
+        deadline = time.monotonic() + self.runtime.settings.request_deadline_s
+        ledger.call = Call(scope[SCOPE_REQUEST_ID], scope[SCOPE_PRINCIPAL], request, target, deadline)
+        return ledger.call
 
     def _reply(self, call: Call, ledger: Ledger, upstream_id: str, model: str) -> Reply:
         return Reply(
@@ -202,6 +200,20 @@ class _Relay:
             self.usage = chunk.usage
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
+
+
+async def _timed(stream: ChatStream, call: Call) -> AsyncIterator[StreamChunk]:
+    """The stream's chunks, adding the time spent waiting for each to ``call.upstream_s``."""
+    iterator = aiter(stream)
+    while True:
+        started = time.perf_counter()
+        try:
+            chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        finally:
+            call.upstream_s += time.perf_counter() - started
+        yield chunk
 
 
 def _wants_usage(request: ChatRequest, surface: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import attrs
 
 from omnigate.chat.models import ChatResult, ChatStream
@@ -32,4 +34,8 @@ class Engine:
         project_id = getattr(call.principal, "project_id", None)
         credential = await self.credentials.resolve(project_id, provider)
         call.attempts += 1
-        return await provider.send(call, credential)
+        started = time.perf_counter()
+        try:
+            return await provider.send(call, credential)
+        finally:
+            call.upstream_s += time.perf_counter() - started

@@ -46,6 +46,9 @@ class AccessLogMiddleware:
 
     def _finish(self, scope: Scope, status: int, duration_ms: float) -> None:
         principal = scope.get(SCOPE_PRINCIPAL)
+        chat = scope.get(SCOPE_OUTCOME)
+        record = getattr(chat, "record", None)
+        upstream_s = getattr(chat, "upstream_s", None)
         outcome = RequestOutcome(
             request_id=scope.get(SCOPE_REQUEST_ID, "-"),
             method=scope["method"],
@@ -55,22 +58,34 @@ class AccessLogMiddleware:
             org_id=getattr(principal, "org_id", None),
             project_id=getattr(principal, "project_id", None),
             key_id=getattr(principal, "key_id", None),
-            usage=scope.get(SCOPE_OUTCOME),
+            record=record,
+            upstream_ms=None if upstream_s is None else round(upstream_s * 1000.0, 3),
         )
+        extra = {
+            "method": outcome.method,
+            "path": outcome.path,
+            "status": outcome.status,
+            "latency_ms": outcome.duration_ms,
+            "project": outcome.project_id,
+            "key_id": outcome.key_id,
+        }
+        if record is not None:
+            extra.update(
+                model=record.model,
+                provider=record.provider,
+                outcome=record.status,
+                attempts=record.attempts,
+                cached=record.cached,
+                cost_micros=record.cost_micros,
+                upstream_ms=outcome.upstream_ms,
+            )
         logger.info(
             "%s %s %d %.1fms",
             outcome.method,
             outcome.path,
             outcome.status,
             outcome.duration_ms,
-            extra={
-                "method": outcome.method,
-                "path": outcome.path,
-                "status": outcome.status,
-                "latency_ms": outcome.duration_ms,
-                "project": outcome.project_id,
-                "key_id": outcome.key_id,
-            },
+            extra=extra,
         )
         if self.observers:
             notify(self.observers, outcome)

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from omnigate.chat.models import ChatRequest, ChatResult, ChatStream, Credential, Target
+from omnigate.chat.models import ChatRequest, ChatResult, ChatStream, Credential, Target, Usage
 from omnigate.settings import Settings
 
 
@@ -27,10 +27,31 @@ class Call:
     deadline: float
     state: dict[str, Any] = attrs.Factory(dict)
     attempts: int = 0
+    upstream_s: float = 0.0
+    finalizers: list[Finalizer] = attrs.Factory(list)
 
     @property
     def stream(self) -> bool:
         return self.request.stream
+
+    def on_finish(self, finalizer: Finalizer) -> None:
+        """Run ``finalizer(outcome)`` once the request has ended — after a stream's last byte, an error
+        or a client disconnect — with its final usage and cost (budget settlement, breaker bookkeeping)."""
+        self.finalizers.append(finalizer)
+
+
+@attrs.frozen
+class CallOutcome:
+    """How a call ended, as recorded in its usage record."""
+
+    status: str
+    http_status: int
+    usage: Usage
+    cost_micros: int | None
+    error_code: str | None = None
+
+
+Finalizer = Callable[[CallOutcome], Awaitable[None]]
 
 
 CallNext = Callable[[Call], Awaitable[Any]]
