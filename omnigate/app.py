@@ -28,6 +28,7 @@ from omnigate.observe import Observer
 from omnigate.plugin.interfaces import PluginContext
 from omnigate.plugin.manager import await_me_maybe, build_plugin_manager
 from omnigate.plugin.registry import PolicyRegistry, ProviderRegistry
+from omnigate.pricing import PriceBook
 from omnigate.runtime import Runtime
 from omnigate.settings import Settings
 from omnigate.state import open_state
@@ -35,6 +36,7 @@ from omnigate.store import migrate
 from omnigate.store.credentials import SecretBox, load_or_create_secret_key
 from omnigate.store.database import Database
 from omnigate.types import ASGIApp
+from omnigate.usage.writer import UsageWriter
 
 logger = logging.getLogger("omnigate.app")
 
@@ -180,16 +182,10 @@ def _lifespan(runtime: Runtime) -> Callable[[Starlette], contextlib.AbstractAsyn
         try:
             async with open_state(settings.redis_url, prefix=settings.state_prefix) as state:
                 runtime.open(db, state, SecretBox(secret_key(settings)))
-                plugins = instantiate(
-                    runtime.provider_registry,
-                    runtime.policy_registry,
-                    PluginContext(settings=settings, state=state),
-                )
-                from omnigate.pricing import PriceBook
-                from omnigate.usage.writer import UsageWriter
-
                 prices = PriceBook(settings.model_prices_file)
                 await asyncio.to_thread(prices.warm)  # ~0.5 s of data loading, never on a request
+                context = PluginContext(settings=settings, state=state, db=db, prices=prices)
+                plugins = instantiate(runtime.provider_registry, runtime.policy_registry, context)
                 writer = UsageWriter(db)
                 writer.start()
                 runtime.start_chat(plugins, prices, writer)

@@ -25,8 +25,7 @@ class Engine:
 
     @classmethod
     def build(cls, plugins: Plugins, credentials: CredentialResolver) -> Engine:
-        router = ModelRouter(plugins.providers, plugins.model_prefixes)
-        return cls(plugins=plugins, router=router, credentials=credentials)
+        return cls(plugins=plugins, router=plugins.router, credentials=credentials)
 
     async def send(self, call: Call) -> ChatResult | ChatStream:
         """The innermost step: one attempt at ``call.target`` with the right credential."""

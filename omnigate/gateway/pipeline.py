@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from omnigate.gateway.routing import ModelRouter
 from omnigate.plugin.interfaces import Call, CallNext, PluginContext, Policy, Provider
 from omnigate.plugin.registry import PolicyRegistry, ProviderRegistry
 
@@ -35,17 +36,21 @@ class Plugins:
     providers: dict[str, Provider]
     model_prefixes: tuple[tuple[str, str], ...]
     policies: tuple[tuple[str, Policy], ...]
+    router: ModelRouter
 
 
 def instantiate(providers: ProviderRegistry, policies: PolicyRegistry, context: PluginContext) -> Plugins:
-    """Call every factory once; a policy factory returning None is disabled by its settings."""
+    """Call every factory once (providers, then policies, which can route model names); a policy
+    factory returning None is disabled by its settings."""
     built_providers = {spec.name: spec.factory(context) for spec in providers.specs()}
     prefixes = tuple((prefix, spec.name) for spec in providers.specs() for prefix in spec.model_prefixes)
+    router = ModelRouter(built_providers, prefixes)
+    policy_context = attrs.evolve(context, resolve_model=router.resolve)
     built_policies: list[tuple[str, Policy]] = []
     for spec in policies.ordered():
-        policy = spec.factory(context)
+        policy = spec.factory(policy_context)
         if policy is None:
             logger.info("policy %s is disabled by its settings", spec.name)
             continue
         built_policies.append((spec.name, policy))
-    return Plugins(built_providers, prefixes, tuple(built_policies))
+    return Plugins(built_providers, prefixes, tuple(built_policies), router)

@@ -86,10 +86,19 @@ class Provider(Protocol):
 
 @attrs.frozen
 class PluginContext:
-    """What a provider or policy factory gets at start-up."""
+    """What a provider or policy factory gets at start-up.
+
+    ``state`` is the shared state (in-process or Redis); ``db`` the store's Database (never use it per
+    request: cache what you read); ``prices`` the PriceBook; ``resolve_model(name) -> Target`` routes a
+    model name as the gateway does (raises ModelNotFoundError). Providers are built first, so their
+    context has no ``resolve_model``; policies get all of it.
+    """
 
     settings: Settings
     state: Any = None
+    db: Any = None
+    prices: Any = None
+    resolve_model: Callable[[str], Target] | None = None
 
 
 ProviderFactory = Callable[[PluginContext], Provider]
