@@ -1,0 +1,1 @@
+"""Benchmark harness: per-request overhead of omnigate measured against pass-through floors."""

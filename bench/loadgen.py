@@ -1,0 +1,111 @@
+"""Closed-loop load generator: N connections each sending requests back to back for D seconds; prints JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+
+import aiohttp
+import orjson
+
+JSON_BODY = orjson.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say twenty words."}], "max_tokens": 64}
+)
+STREAM_BODY = orjson.dumps(
+    {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Say twenty words."}],
+        "max_tokens": 64,
+        "stream": True,
+    }
+)
+
+
+async def worker(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    stop_at: float,
+    latencies: list[float],
+    ttfbs: list[float],
+    errors: list[int],
+) -> None:
+    while time.perf_counter() < stop_at:
+        started = time.perf_counter()
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                first = True
+                async for _ in response.content.iter_any():
+                    if first:
+                        ttfbs.append(time.perf_counter() - started)
+                        first = False
+                if response.status != 200:
+                    errors.append(response.status)
+                    continue
+        except (TimeoutError, aiohttp.ClientError):
+            errors.append(0)
+            continue
+        latencies.append(time.perf_counter() - started)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(url: str, key: str | None, concurrency: int, duration: float, stream: bool) -> dict[str, float]:
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    latencies: list[float] = []
+    ttfbs: list[float] = []
+    errors: list[int] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        started = time.perf_counter()
+        stop_at = started + duration
+        body = STREAM_BODY if stream else JSON_BODY
+        await asyncio.gather(
+            *(
+                worker(session, url, body, headers, stop_at, latencies, ttfbs, errors)
+                for _ in range(concurrency)
+            )
+        )
+        elapsed = time.perf_counter() - started
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "ttfb_p50_ms": percentile(ttfbs, 0.5) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--key")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--stream", action="store_true")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    result = asyncio.run(run(args.url, args.key, args.concurrency, args.duration, args.stream))
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""Runs every configuration side by side, interleaved, and prints one table (also written as JSON).
+
+python -m bench.run                 # full run (about 10 minutes)
+python -m bench.run --smoke         # a short run that only proves the harness works
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import psycopg
+
+from bench.procs import ROOT, free_port, python, started, tree_rss_mb, wait_port, wait_ready
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "OMNIGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("OMNIGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SECRET_KEY = "4Wc0P0n0y3lq0m0ZCqJ6kV3x1mYx2QeZ9fJ8G7h6K5Q="
+
+
+@attrs.define
+class Target:
+    name: str
+    url: str
+    pid: int
+    key: str | None = None
+    rss_start: float = 0.0
+
+
+def omnigate_env(upstream: str, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        "OPENAI_BASE_URL": upstream + "/v1",
+        "OPENAI_API_KEY": "sk-bench",
+        "LOG_LEVEL": "WARNING",
+        "OMNIGATE_DISABLE_PLUGIN_AUTOLOAD": "1",
+        **extra,
+    }
+
+
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    out = subprocess.run(
+        [python(), "-m", "omnigate", *args, "--json"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def provision(env: dict[str, str], production: bool) -> str:
+    """An org and a project with limits and budgets set (so those policies run) but never reached."""
+    if production:
+        subprocess.run(
+            [python(), "-m", "omnigate", "db", "upgrade"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+    org = cli_json(env, "org", "create", "bench", "--daily-budget", "1000000", "--monthly-budget", "10000000")
+    project = cli_json(
+        env,
+        "project",
+        "create",
+        "--org",
+        org["id"],
+        "bench",
+        "--rpm",
+        "100000000",
+        "--tpm",
+        "100000000000",
+        "--daily-budget",
+        "1000000",
+        "--monthly-budget",
+        "10000000",
+    )
+    return str(project["api_key"])
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    name = f"omnigate_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def loadgen(target: Target, concurrency: int, duration: float, stream: bool) -> dict[str, float]:
+    args = [
+        python(),
+        "-m",
+        "bench.loadgen",
+        "--url",
+        target.url + "/v1/chat/completions",
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration),
+    ]
+    if target.key:
+        args += ["--key", target.key]
+    if stream:
+        args.append("--stream")
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout))
+
+
+@contextlib.contextmanager
+def targets(configs: list[str], upstream: str, tmp: Path) -> Iterator[list[Target]]:
+    with contextlib.ExitStack() as stack:
+        found: list[Target] = []
+        for config in configs:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            if config == "direct":
+                found.append(Target(config, upstream, 0))
+                continue
+            if config == "aiohttp-proxy":
+                proc = stack.enter_context(
+                    started(
+                        [python(), "-m", "bench.floors", "aiohttp", "--port", str(port)],
+                        {"BENCH_UPSTREAM": upstream},
+                    )
+                )
+                wait_port(port, proc)
+                found.append(Target(config, url, proc.pid))
+                continue
+            if config == "starlette-hypercorn":
+                proc = stack.enter_context(
+                    started(
+                        [
+                            python(),
+                            "-m",
+                            "hypercorn",
+                            "--worker-class",
+                            "uvloop",
+                            "--bind",
+                            f"127.0.0.1:{port}",
+                            "bench.floors:app",
+                        ],
+                        {"BENCH_UPSTREAM": upstream},
+                    )
+                )
+                wait_port(port, proc)
+                found.append(Target(config, url, proc.pid))
+                continue
+            production = config.startswith("omnigate-prod")
+            extra = {"DATABASE_URL": f"sqlite:///{tmp / (config + '.db')}"}
+            if production:
+                db_url = stack.enter_context(postgres_database())
+                extra = {
+                    "DATABASE_URL": db_url,
+                    "REDIS_URL": REDIS_URL,
+                    "OMNIGATE_SECRET_KEY": SECRET_KEY,
+                    "OMNIGATE_STATE_PREFIX": f"bench:{uuid.uuid4().hex[:6]}:",
+                }
+            env = omnigate_env(upstream, extra)
+            key = provision(env, production)
+            workers = "2" if config.endswith("workers2") else "1"
+            proc = stack.enter_context(
+                started([python(), "-m", "omnigate", "serve", "--port", str(port), "--workers", workers], env)
+            )
+            wait_ready(url, proc)
+            found.append(Target(config, url, proc.pid, key))
+        yield found
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    columns = [
+        "config",
+        "mode",
+        "rps",
+        "p50_ms",
+        "p99_ms",
+        "ttfb_p50_ms",
+        "added_p50_ms",
+        "x_aiohttp",
+        "x_starlette",
+        "rss_start_mb",
+        "rss_end_mb",
+        "errors",
+    ]
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "-" if value is None else str(value)
+
+
+def summarise(
+    results: dict[tuple[str, str], list[dict[str, float]]], rss: dict[str, tuple[float, float]]
+) -> list[dict[str, Any]]:
+    def best(config: str, mode: str) -> dict[str, float] | None:
+        runs = results.get((config, mode))
+        return None if not runs else sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]  # the median run
+
+    rows = []
+    for config, mode in results:
+        run = best(config, mode)
+        assert run is not None
+        direct = best("direct", mode)
+        floor_a = best("aiohttp-proxy", mode)
+        floor_s = best("starlette-hypercorn", mode)
+        rows.append(
+            {
+                "config": config,
+                "mode": mode,
+                **run,
+                "added_p50_ms": run["p50_ms"] - direct["p50_ms"] if direct else None,
+                "x_aiohttp": run["rps"] / floor_a["rps"] if floor_a and floor_a["rps"] else None,
+                "x_starlette": run["rps"] / floor_s["rps"] if floor_s and floor_s["rps"] else None,
+                "rss_start_mb": rss.get(config, (None, None))[0],
+                "rss_end_mb": rss.get(config, (None, None))[1],
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--smoke", action="store_true", help="short run: proves the harness, measures nothing"
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds; the median run is reported"
+    )
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--configs",
+        default="direct,aiohttp-proxy,starlette-hypercorn,omnigate-embedded,omnigate-prod,omnigate-prod-workers2",
+    )
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args()
+    duration, rounds = (0.7, 1) if args.smoke else (args.duration, args.rounds)
+    configs = args.configs.split(",")
+    modes = [("json", args.concurrency, False), ("json-c1", 1, False), ("stream", args.concurrency, True)]
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"omnigate-bench-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir(parents=True)
+    upstream_port = free_port()
+    with started([python(), "-m", "bench.upstream", "--port", str(upstream_port)]) as upstream_proc:
+        wait_port(upstream_port, upstream_proc)
+        upstream = f"http://127.0.0.1:{upstream_port}"
+        with targets(configs, upstream, tmp) as found:
+            for target in found:
+                target.rss_start = tree_rss_mb(target.pid) if target.pid else 0.0
+            results: dict[tuple[str, str], list[dict[str, float]]] = {}
+            for target in found:  # warm-up: connections, caches, code paths
+                loadgen(target, args.concurrency, min(duration, 1.0), False)
+            for _ in range(rounds):
+                for mode, concurrency, stream in modes:
+                    for target in found:
+                        results.setdefault((target.name, mode), []).append(
+                            loadgen(target, concurrency, duration, stream)
+                        )
+            rss = {t.name: (t.rss_start, tree_rss_mb(t.pid)) for t in found if t.pid}
+    rows = summarise(results, rss)
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "duration_s": duration,
+        "rounds": rounds,
+        "concurrency": args.concurrency,
+        "rows": rows,
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(table(rows))
+    failed = [r for r in rows if r["requests"] == 0 or r["errors"] > 0]
+    if failed:
+        raise SystemExit(
+            f"configurations with errors or no successful request: {[(r['config'], r['mode']) for r in failed]}"
+        )
+
+
+if __name__ == "__main__":
+    main()
