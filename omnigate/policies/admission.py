@@ -1,0 +1,206 @@
+"""One atomic shared-state reservation per request for the rate-limit and budget policies, and its settlement.
+
+Each policy describes its counters as a :class:`Part`; :class:`Admission` reserves every part's
+counters in one ``state.reserve`` (one Lua script on Redis, one await-free section in process) and,
+when the request has ended, settles them all in one ``state.add``. The rate-limit policy hands its
+part to the budget policy through ``call.state`` when a budget policy runs after it (see
+:func:`joint_for`), so a request costs one round trip at admission and one at settlement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from omnigate.errors import OmnigateError, ServiceUnavailableError
+from omnigate.plugin.interfaces import Call, CallOutcome
+from omnigate.policies.windows import Clock
+from omnigate.state.base import Counter, SharedState, StateUnavailableError
+
+logger = logging.getLogger("omnigate.policies.admission")
+
+PENDING_PARTS = "admission.pending"  # call.state key: parts the rate-limit policy left for the budget policy
+RESPONSE_HEADERS = "response_headers"
+_UNAVAILABLE_LOG_INTERVAL_S = 10.0
+
+
+class Part(Protocol):
+    """What one policy contributes to a request's admission."""
+
+    strict: bool
+    """True: never admit without the shared state (money); False: RATE_LIMIT_FAIL_OPEN decides."""
+
+    @property
+    def counters(self) -> Sequence[Counter]: ...
+
+    async def prepare(self) -> None:
+        """Runs before the reservation (the budget part makes sure its counters are rebuilt)."""
+
+    def current(self, values: Sequence[int], ttls_ms: Sequence[int]) -> bool:
+        """Whether the reserved counters were complete (False: rebuild, then reserve again)."""
+
+    async def rebuild(self) -> None:
+        """Rebuild the counters ``current`` found incomplete."""
+
+    def refusal(self, index: int, values: Sequence[int], now: float) -> OmnigateError:
+        """The error for counter ``index`` not fitting; ``values`` are the counters before."""
+
+    def headers(self, values: Sequence[int], now: float) -> dict[str, str]:
+        """Response headers from the counters' values after the reservation."""
+
+    def settlement(self, outcome: CallOutcome, now: float) -> list[Counter]:
+        """Adjustments once the request has ended (negative to release what was not used)."""
+
+
+@attrs.define
+class Joint:
+    """Per app run: whether a budget policy runs after the rate-limit policy and commits its part."""
+
+    budget_commits: bool = False
+
+
+_JOINTS: weakref.WeakKeyDictionary[object, Joint] = weakref.WeakKeyDictionary()
+
+
+def joint_for(state: object) -> Joint:
+    """The joint of the app run that owns ``state`` (each app run opens its own state object)."""
+    joint = _JOINTS.get(state)
+    if joint is None:
+        joint = _JOINTS[state] = Joint()
+    return joint
+
+
+class OutageLog:
+    """Logs shared-state outages at most every few seconds, so an outage cannot flood the log."""
+
+    last = 0.0
+
+    @classmethod
+    def log(cls, what: str, error: BaseException, exc_info: bool = False) -> None:
+        now = time.monotonic()
+        if now - cls.last >= _UNAVAILABLE_LOG_INTERVAL_S:
+            cls.last = now
+            logger.warning("%s: %s", what, error, exc_info=error if exc_info else None)
+
+
+class Admission:
+    """Reserves the parts' counters for one call and settles them when the call has ended.
+
+    The reservation runs in a task of its own, shielded from the request's cancellation, and the
+    settlement waits for it: a client that disconnects while the reservation is in flight still gets
+    it released (a cancelled ``DECR`` is how counters leak in other gateways).
+    """
+
+    def __init__(self, state: SharedState, parts: Sequence[Part], *, fail_open: bool, clock: Clock) -> None:
+        self.state = state
+        self.parts = list(parts)
+        self.fail_open = fail_open
+        self.clock = clock
+        self.held = False
+        self.headers: dict[str, str] = {}
+        self._task: asyncio.Future[None] | None = None
+
+    async def admit(self, call: Call) -> None:
+        """Reserve, or raise the refusal (429) or the outage (503) error; add the response headers."""
+        if not any(part.counters for part in self.parts):
+            return
+        self._task = asyncio.ensure_future(self._reserve())
+        call.on_finish(self._settle)
+        await asyncio.shield(self._task)
+        if self.headers:
+            call.state.setdefault(RESPONSE_HEADERS, {}).update(self.headers)
+
+    def _counters(self) -> list[Counter]:
+        return [counter for part in self.parts for counter in part.counters]
+
+    def _slices(self) -> list[tuple[Part, slice]]:
+        slices, start = [], 0
+        for part in self.parts:
+            end = start + len(part.counters)
+            slices.append((part, slice(start, end)))
+            start = end
+        return slices
+
+    async def _reserve(self) -> None:
+        try:
+            for part in self.parts:
+                await part.prepare()
+        except StateUnavailableError as error:
+            self._unavailable(error)
+            return
+        counters = self._counters()
+        for attempt in (1, 2):
+            try:
+                reservation = await self.state.reserve(counters)
+            except StateUnavailableError as error:
+                self._unavailable(error)
+                return
+            now = self.clock()
+            if not reservation.admitted:
+                raise self._refusal(reservation.refused, reservation.values, now)
+            self.held = True
+            stale = [
+                part
+                for part, where in self._slices()
+                if not part.current(reservation.values[where], reservation.ttls_ms[where])
+            ]
+            if stale and attempt == 1:
+                # The shared state lost counters (flushed, restarted): give the reservation back, rebuild
+                # the counters from the usage records, and reserve again against the complete values.
+                await self._add([attrs.evolve(c, amount=-c.amount, limit=None) for c in counters], "release")
+                self.held = False
+                try:
+                    for part in stale:
+                        await part.rebuild()
+                except StateUnavailableError as error:
+                    self._unavailable(error)
+                    return
+                continue
+            for part, where in self._slices():
+                self.headers.update(part.headers(reservation.values[where], now))
+            return
+
+    def _refusal(self, refused: int | None, values: Sequence[int], now: float) -> OmnigateError:
+        for part, where in self._slices():
+            if refused is not None and where.start <= refused < where.stop:
+                return part.refusal(refused - where.start, values[where], now)
+        raise RuntimeError(f"the shared state refused counter {refused!r}, which no part owns")
+
+    def _unavailable(self, error: StateUnavailableError) -> None:
+        if any(part.strict for part in self.parts) or not self.fail_open:
+            OutageLog.log("refusing requests: the shared state is unavailable", error)
+            raise ServiceUnavailableError(
+                f"the shared state ({self.state.name}) is unavailable, so rate limits and budgets cannot be "
+                "enforced; retry shortly",
+                code="state_unavailable",
+                headers={"retry-after": "1"},
+            ) from None
+        OutageLog.log("admitting without rate limits (RATE_LIMIT_FAIL_OPEN=true)", error)
+
+    async def _settle(self, outcome: CallOutcome) -> None:
+        task = self._task
+        if task is None:
+            return
+        if not task.done():
+            await asyncio.wait({task})
+        if task.cancelled() or task.exception() is not None or not self.held:
+            return
+        now = self.clock()
+        adjustments = [c for part in self.parts for c in part.settlement(outcome, now) if c.amount]
+        await self._add(adjustments, "settle")
+        self.held = False
+
+    async def _add(self, counters: list[Counter], what: str) -> None:
+        if not counters:
+            return
+        try:
+            await self.state.add(counters)
+        except StateUnavailableError as error:
+            # The counters keep the whole reservation until their window ends: conservative, never over.
+            OutageLog.log(f"could not {what} a reservation: the shared state is unavailable", error)
