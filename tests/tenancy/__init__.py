@@ -1,0 +1,1 @@
+"""Tenancy controls: named keys, BYOK credentials, SSRF guard, isolation."""
