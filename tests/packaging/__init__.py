@@ -1,0 +1,1 @@
+"""Packaging: the container files, the compose stack and third-party plugin discovery."""
