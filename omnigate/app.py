@@ -17,9 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from omnigate.api import subscribe_invalidations
 from omnigate.errors import OmnigateError, error_for_status
 from omnigate.gateway.pipeline import instantiate
+from omnigate.keyusage import KeyUsageRecorder
 from omnigate.logs import configure_logging
+from omnigate.metrics import GatewayMetrics
+from omnigate.metrics.endpoint import metrics_route
 from omnigate.middleware.access_log import AccessLogMiddleware
 from omnigate.middleware.auth import AuthMiddleware
 from omnigate.middleware.body_limit import BodyLimitMiddleware
@@ -54,10 +58,18 @@ class GatewayApp(Starlette):
 
 
 def _routes() -> list[BaseRoute]:
-    from omnigate import identity, models_api, ops
+    from omnigate import api, identity, models_api, ops
     from omnigate.admin import tenants
+    from omnigate.analytics import routes as analytics
 
-    return [*ops.routes, *identity.routes, *models_api.routes, *tenants.routes]
+    return [
+        *ops.routes,
+        *identity.routes,
+        *models_api.routes,
+        *tenants.routes,
+        *api.routes(),
+        *analytics.routes,
+    ]
 
 
 def _chat_routes(runtime: Runtime) -> list[BaseRoute]:
@@ -100,8 +112,10 @@ def create_app(settings: Settings, plugin_manager: pluggy.PluginManager | None =
     """Build the gateway app. Plugins are discovered here, once; nothing calls pluggy per request."""
     pm = plugin_manager if plugin_manager is not None else build_plugin_manager(settings)
     configure_logging(settings.log_format, settings.log_level)
-    observers: tuple[Observer, ...] = tuple(
-        o for o in pm.hook.omnigate_request_observer(settings=settings) if o is not None
+    metrics = GatewayMetrics(settings)
+    observers: tuple[Observer, ...] = (
+        *(o for o in pm.hook.omnigate_request_observer(settings=settings) if o is not None),
+        metrics.observe,
     )
     provider_registry, policy_registry = ProviderRegistry(), PolicyRegistry()
     pm.hook.omnigate_register_providers(registry=provider_registry, settings=settings)
@@ -112,16 +126,22 @@ def create_app(settings: Settings, plugin_manager: pluggy.PluginManager | None =
         observers=observers,
         provider_registry=provider_registry,
         policy_registry=policy_registry,
+        metrics=metrics,
     )
     wrappers = [w for w in pm.hook.omnigate_asgi_wrapper(settings=settings) if w is not None]
     inner = [Middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)]
     inner.append(
-        Middleware(AuthMiddleware, resolve_key=runtime.resolve_key, admin_key=settings.admin_api_key)
+        Middleware(
+            AuthMiddleware,
+            resolve_key=runtime.resolve_key,
+            admin_key=settings.admin_api_key,
+            record_use=runtime.record_key_use,
+        )
     )
     inner.extend(Middleware(_PluginWrapper, wrap=wrap) for wrap in wrappers)
 
     app = GatewayApp(
-        routes=[*_routes(), *_chat_routes(runtime)],
+        routes=[*_routes(), *_chat_routes(runtime), metrics_route(metrics, settings.metrics_token)],
         middleware=inner,
         exception_handlers={
             Exception: _render_error,
@@ -135,6 +155,7 @@ def create_app(settings: Settings, plugin_manager: pluggy.PluginManager | None =
         lambda inner_app: AccessLogMiddleware(inner_app, observers=observers),
     )
     app.state.runtime = runtime
+    metrics.bind(runtime, app.routes)
     return app
 
 
@@ -182,13 +203,18 @@ def _lifespan(runtime: Runtime) -> Callable[[Starlette], contextlib.AbstractAsyn
         try:
             async with open_state(settings.redis_url, prefix=settings.state_prefix) as state:
                 runtime.open(db, state, SecretBox(secret_key(settings)))
+                subscribe_invalidations(runtime)
                 prices = PriceBook(settings.model_prices_file)
                 await asyncio.to_thread(prices.warm)  # ~0.5 s of data loading, never on a request
                 context = PluginContext(settings=settings, state=state, db=db, prices=prices)
                 plugins = instantiate(runtime.provider_registry, runtime.policy_registry, context)
                 writer = UsageWriter(db)
                 writer.start()
+                key_usage = runtime.key_usage = KeyUsageRecorder(db)
+                key_usage.start()
                 runtime.start_chat(plugins, prices, writer)
+                if runtime.metrics is not None:
+                    runtime.metrics.start()
                 try:
                     for result in runtime.plugin_manager.hook.omnigate_startup(app=app):
                         await await_me_maybe(result)
@@ -198,9 +224,12 @@ def _lifespan(runtime: Runtime) -> Callable[[Starlette], contextlib.AbstractAsyn
                         for result in runtime.plugin_manager.hook.omnigate_shutdown(app=app):
                             await await_me_maybe(result)
                     finally:
+                        await key_usage.aclose()
                         await writer.aclose()
                         for provider in plugins.providers.values():
                             await provider.aclose()
+                        if runtime.metrics is not None:
+                            await runtime.metrics.aclose()
                         runtime.close()
         finally:
             await db.disconnect()

@@ -107,6 +107,8 @@ def _readable_type(text: str) -> str:
 
 
 def _format_exception(exc: BaseException, type_: type | None) -> str:
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return f"extra fields found ({', '.join(sorted(exc.extra_fields))})"
     if isinstance(exc, ValueError) and " not in literal " in str(exc):
         value, _, literal = str(exc).partition(" not in literal ")
         choices = ", ".join(re.findall(r"'([^']*)'", literal))

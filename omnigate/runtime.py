@@ -21,6 +21,8 @@ from omnigate.store.keys import hash_key, principal_for_hash
 from omnigate.store.records import Principal
 
 if TYPE_CHECKING:
+    from omnigate.keyusage import KeyUsageRecorder
+    from omnigate.metrics import GatewayMetrics
     from omnigate.pricing import PriceBook
     from omnigate.usage.writer import UsageWriter
 
@@ -49,6 +51,8 @@ class Runtime:
     _state: SharedState | None = None
     key_cache: KeyCache[Principal] | None = None
     secret_box: SecretBox | None = None
+    key_usage: KeyUsageRecorder | None = None
+    metrics: GatewayMetrics | None = None
     extras: dict[str, Any] = attrs.Factory(dict)
 
     @property
@@ -104,9 +108,15 @@ class Runtime:
         self.plugins = None
         self._engine = None
         self._usage_writer = None
+        self.key_usage = None
 
     async def _load_principal(self, key_hash: str) -> Principal | None:
         return await principal_for_hash(self.db, key_hash)
+
+    def record_key_use(self, principal: Principal) -> None:
+        """Note that a key was used (batched into ``last_used_at``; no await, no database)."""
+        if self.key_usage is not None:
+            self.key_usage.record(principal.key_id)
 
     async def resolve_key(self, plaintext: str) -> Principal | None:
         """Principal for a presented key, from the in-process cache; None when unknown or revoked."""

@@ -118,8 +118,15 @@ async def test_every_mounted_route_is_classified_and_protected(client: httpx.Asy
         "/v1/chat/completions": RouteClass.PROJECT,
         "/v1/models": RouteClass.PROJECT,
         "/v1/models/{model_id:path}": RouteClass.PROJECT,
+        "/v1/keys/api": RouteClass.PROJECT,
+        "/v1/keys/api/{key_id}": RouteClass.PROJECT,
+        "/v1/credentials": RouteClass.PROJECT,
+        "/v1/credentials/{provider}": RouteClass.PROJECT,
         "/v1/admin/orgs": RouteClass.ADMIN,
         "/v1/admin/orgs/{org_id}": RouteClass.ADMIN,
+        "/v1/admin/orgs/{org_id}/metrics": RouteClass.ADMIN,
+        "/v1/metrics": RouteClass.PROJECT,
+        "/metrics": RouteClass.PUBLIC,
         "/v1/admin/projects": RouteClass.ADMIN,
         "/v1/admin/projects/{project_id}": RouteClass.ADMIN,
     }
@@ -135,6 +142,8 @@ async def test_every_mounted_route_is_classified_and_protected(client: httpx.Asy
                 route.path.replace("{org_id}", "org_x")
                 .replace("{project_id}", "proj_x")
                 .replace("{model_id:path}", "gpt-4o")
+                .replace("{key_id}", "key_x")
+                .replace("{provider}", "openai")
             )
             response = await client.request(method, path)
             if expected[route.path] is RouteClass.PUBLIC:

@@ -101,15 +101,16 @@ async def test_app_instantiates_plugins_once_and_closes_providers(embedded: dict
 
         @hookimpl
         def omnigate_register_policies(self, registry: PolicyRegistry, settings: Settings) -> None:
-            registry.add("retry", lambda context: passthrough)
-            registry.add("cache", lambda context: None)  # disabled by its settings
+            registry.add("passthrough", lambda context: passthrough)
+            registry.add("switched_off", lambda context: None)  # disabled by its settings
 
     async with run_gateway(gateway_env(embedded), [("plugin", Plugin())]) as client:
         runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
         plugins = runtime.plugins
         assert plugins.providers["closing"] is made[0] and ("close-", "closing") in plugins.model_prefixes
         assert {"openai", "azure", "anthropic", "gemini"} <= set(plugins.providers)
-        assert [name for name, _ in plugins.policies] == ["retry"]
+        names = [name for name, _ in plugins.policies]
+        assert "passthrough" in names and "switched_off" not in names
         assert contexts[0].state is runtime.state and contexts[0].settings is runtime.settings
         assert not made[0].closed
     assert len(made) == 1 and made[0].closed

@@ -107,17 +107,18 @@ def test_hook_omnigate_register_policies() -> None:
     class Policies:
         @hookimpl
         def omnigate_register_policies(self, registry: PolicyRegistry, settings: Settings) -> None:
-            for name in ("retry", "budget", "rate_limit", "circuit_breaker"):
-                registry.add(name, lambda context: noop)
             registry.add("audit", lambda context: noop, before="budget")
             registry.add("tagging", lambda context: noop, after="retry")
-            registry.add("orphan", lambda context: noop, after="cache")
+            registry.add("orphan", lambda context: noop, after="cache")  # its anchor is blocked below
 
-    pm = build_plugin_manager(Settings(disable_plugin_autoload=True), extra_plugins=[("p", Policies())])
+    settings = Settings(disable_plugin_autoload=True, block_plugins=("cache", "fallback"))
+    pm = build_plugin_manager(settings, extra_plugins=[("p", Policies())])
     registry = PolicyRegistry()
-    pm.hook.omnigate_register_policies(registry=registry, settings=Settings())
+    pm.hook.omnigate_register_policies(registry=registry, settings=settings)
     order = [s.name for s in registry.ordered()]
     assert order == ["rate_limit", "audit", "budget", "circuit_breaker", "retry", "tagging", "orphan"]
+    with pytest.raises(RegistrationError):
+        registry.add("retry", lambda context: noop)
 
 
 def test_hook_omnigate_register_commands(

@@ -107,11 +107,12 @@ async def show_org(request: Request) -> Response:
 
 async def update_org(request: Request) -> Response:
     payload, raw = await read_payload(request, OrgPayload)
-    org = await tenants.update_org(
-        runtime_of(request).db, request.path_params["org_id"], **_budget_changes(payload, raw)
-    )
+    runtime = runtime_of(request)
+    org = await tenants.update_org(runtime.db, request.path_params["org_id"], **_budget_changes(payload, raw))
     if org is None:
         raise NotFoundError("no such organization")
+    if runtime.key_cache is not None:
+        runtime.key_cache.invalidate()  # cached principals carry the organization's budgets
     return json_response(render_org(org))
 
 

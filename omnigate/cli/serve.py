@@ -24,6 +24,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     from hypercorn.run import run as run_hypercorn
 
     from omnigate.app import prepare_database
+    from omnigate.metrics.multiprocess import multiprocess_directory
 
     settings = context.settings
     asyncio.run(prepare_database(settings))
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     config.use_reloader = bool(args.reload)
     config.accesslog = None
     config.errorlog = "-"
-    run_hypercorn(config)
+    with multiprocess_directory(config.workers):  # so /metrics on any worker counts every worker
+        run_hypercorn(config)
     return 0
 
 

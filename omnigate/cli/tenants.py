@@ -134,6 +134,9 @@ def configure_project(parser: argparse.ArgumentParser) -> None:
     _budget_args(update)
     _limit_args(update)
     add_json_flag(update)
+    from omnigate.cli.credentials import configure_credential  # imports this module
+
+    configure_credential(actions.add_parser("credential", help="a project's BYOK provider keys"))
 
 
 def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -167,6 +170,10 @@ async def run_org(args: argparse.Namespace, context: CommandContext) -> int:
 
 
 async def run_project(args: argparse.Namespace, context: CommandContext) -> int:
+    if args.action == "credential":
+        from omnigate.cli.credentials import run_credential  # imports this module
+
+        return await run_credential(args, context.settings)
     async with open_store(context.settings) as db:
         try:
             if args.action == "create":

@@ -48,12 +48,18 @@ async def read_json(receive: Receive) -> Any:
         ) from None
 
 
-def check_model_allowed(principal: Any, model: str) -> None:
+def check_models_allowed(principal: Any, request: ChatRequest) -> None:
+    """A key restricted to some models may use only those, as primary or as fallback."""
     allowed = getattr(principal, "allowed_models", None)
-    if allowed is not None and model not in allowed:
-        raise PermissionDeniedError(
-            f"this API key may not use model {model!r}", code="model_not_allowed", param="model"
-        )
+    if allowed is None:
+        return
+    for param, model in [("model", request.model)] + [
+        (f"fallback_models[{i}]", m) for i, m in enumerate(request.fallback_models or ())
+    ]:
+        if model not in allowed:
+            raise PermissionDeniedError(
+                f"this API key may not use model {model!r}", code="model_not_allowed", param=param
+            )
 
 
 class ChatEndpoint:
@@ -94,7 +100,7 @@ class ChatEndpoint:
         request = parse_chat_request(await read_json(receive))
         ledger.requested_model = request.model
         ledger.stream = request.stream
-        check_model_allowed(scope[SCOPE_PRINCIPAL], request.model)
+        check_models_allowed(scope[SCOPE_PRINCIPAL], request)
         target = self.runtime.engine.router.resolve(request.model)
         ledger.target = target
         deadline = time.monotonic() + self.runtime.settings.request_deadline_s

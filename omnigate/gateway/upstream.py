@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 from aiohttp.http_exceptions import HttpProcessingError
 
 from omnigate.errors import UpstreamError
@@ -20,12 +21,17 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 MAX_ERROR_MESSAGE = 500
 
 
-def new_session(settings: Settings, limit_per_host: int = 0) -> aiohttp.ClientSession:
+def new_session(
+    settings: Settings, limit_per_host: int = 0, resolver: AbstractResolver | None = None
+) -> aiohttp.ClientSession:
     """A long-lived session: no total timeout (long generations), connect and idle-read timeouts only.
 
     ``limit=0`` removes aiohttp's hidden 100-connection cap; the gateway's own limits bound concurrency.
+    ``resolver`` replaces aiohttp's (the SSRF guard for tenant-supplied hosts).
     """
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, ttl_dns_cache=300)
+    connector = aiohttp.TCPConnector(
+        limit=0, limit_per_host=limit_per_host, ttl_dns_cache=300, resolver=resolver
+    )
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=settings.upstream_connect_timeout_s, sock_read=settings.upstream_timeout_s
     )

@@ -43,10 +43,17 @@ Resolver = Callable[[str], Awaitable[Any]]
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, resolve_key: Resolver, admin_key: str | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        resolve_key: Resolver,
+        admin_key: str | None,
+        record_use: Callable[[Any], None] | None = None,
+    ) -> None:
         self.app = app
         self.resolve_key = resolve_key
         self.admin_key = admin_key.encode() if admin_key else None
+        self.record_use = record_use
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,4 +93,6 @@ class AuthMiddleware:
         principal = await self.resolve_key(key)
         if principal is None:
             raise AuthenticationError("invalid or revoked API key")
+        if self.record_use is not None:
+            self.record_use(principal)  # synchronous: last_used_at is written behind the request
         return principal

@@ -18,10 +18,18 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("azure", "omnigate.providers.azure"),
     ("anthropic", "omnigate.providers.anthropic"),
     ("gemini", "omnigate.providers.gemini"),
+    ("rate_limit", "omnigate.policies.rate_limit"),
+    ("budget", "omnigate.policies.budget"),
+    ("cache", "omnigate.policies.response_cache"),
+    ("fallback", "omnigate.policies.fallback"),
+    ("circuit_breaker", "omnigate.policies.circuit_breaker"),
+    ("retry", "omnigate.policies.retry"),
     ("cli-serve", "omnigate.cli.serve"),
     ("cli-db", "omnigate.cli.db"),
     ("cli-info", "omnigate.cli.info"),
     ("cli-tenants", "omnigate.cli.tenants"),
+    ("cli-keys", "omnigate.cli.keys"),
+    ("cli-usage", "omnigate.cli.usage"),
 )
 
 

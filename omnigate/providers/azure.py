@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from omnigate import hookimpl
-from omnigate.chat.models import Credential
-from omnigate.errors import InvalidRequestError
+from omnigate.chat.models import ChatResult, ChatStream, Credential
+from omnigate.errors import InvalidRequestError, UpstreamError
+from omnigate.gateway.upstream import new_session
+from omnigate.netguard import GuardedResolver, UnsafeURLError, check_url, refused_by_guard
 from omnigate.plugin.interfaces import Call, PluginContext
 from omnigate.plugin.registry import ProviderRegistry
 from omnigate.providers.openai import OpenAIProvider, not_configured
@@ -21,6 +22,18 @@ class AzureOpenAIProvider(OpenAIProvider):
 
     name = "azure"
 
+    def __init__(self, settings: Settings) -> None:
+        # Not OpenAIProvider.__init__: this session resolves names through the SSRF guard, which lets
+        # only the operator's own endpoint reach private addresses (tenant IP literals: check_url).
+        self.settings = settings
+        trusted = (
+            [urlsplit(settings.azure_openai_endpoint).hostname or ""]
+            if settings.azure_openai_endpoint
+            else []
+        )
+        resolver = None if settings.allow_private_upstreams else GuardedResolver(trusted_hosts=trusted)
+        self.session = new_session(settings, resolver=resolver)
+
     def gateway_credential(self) -> Credential | None:
         key, endpoint = self.settings.azure_openai_api_key, self.settings.azure_openai_endpoint
         if not key or not endpoint:
@@ -32,7 +45,10 @@ class AzureOpenAIProvider(OpenAIProvider):
         meta = credential.meta or {}
         endpoint = _meta_text(meta, "endpoint")
         if endpoint is not None and credential.source == "project":
-            _check_tenant_endpoint(endpoint, self.settings.allow_private_upstreams)
+            try:
+                check_url(endpoint, allow_private=self.settings.allow_private_upstreams)
+            except UnsafeURLError as exc:
+                raise _bad_endpoint(str(exc)) from None
         endpoint = endpoint or self.settings.azure_openai_endpoint
         if not endpoint:
             raise not_configured(
@@ -53,31 +69,19 @@ class AzureOpenAIProvider(OpenAIProvider):
         # The deployment in the URL chooses the model.
         return request_body(call.request, None)
 
+    async def send(self, call: Call, credential: Credential | None) -> ChatResult | ChatStream:
+        try:
+            return await super().send(call, credential)
+        except UpstreamError as exc:
+            refusal = refused_by_guard(exc)
+            if refusal is None:
+                raise
+            raise _bad_endpoint(str(refusal)) from None
+
 
 def _meta_text(meta: dict[str, Any], key: str) -> str | None:
     value = meta.get(key)
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _check_tenant_endpoint(endpoint: str, allow_private: bool) -> None:
-    """A tenant's endpoint must be https and not a loopback/private/link-local literal, unless allowed."""
-    parts = urlsplit(endpoint)
-    schemes = ("http", "https") if allow_private else ("https",)
-    if parts.scheme not in schemes or not parts.hostname:
-        raise _bad_endpoint(f"must be an {'http(s)' if allow_private else 'https'} URL")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise _bad_endpoint("must not carry credentials, a query or a fragment")
-    if allow_private:
-        return
-    host = parts.hostname.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        raise _bad_endpoint("must not point at a private address")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if not address.is_global:
-        raise _bad_endpoint("must not point at a private address")
 
 
 def _bad_endpoint(problem: str) -> InvalidRequestError:

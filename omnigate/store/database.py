@@ -18,12 +18,14 @@ from sqlalchemy.engine.default import DefaultDialect
 Dialect = Literal["sqlite", "postgresql"]
 Values = Mapping[str, Any] | None
 
+# busy_timeout first: the others may have to wait for another process (e.g. a second worker starting).
 _SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=30000",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
 )
+_SQLITE_JOURNAL_MODE = "PRAGMA journal_mode"
+_SQLITE_WAL = "PRAGMA journal_mode=WAL"
 _PING = "SELECT 1"
 
 
@@ -118,7 +120,7 @@ class Database:
     def __init__(self, url: str, **options: Any) -> None:
         self._dialect, driver_url, self._sqlite_path = parse_database_url(url)
         if self._dialect == "sqlite":
-            options.setdefault("timeout", 5.0)
+            options.setdefault("timeout", 30.0)
         self._db = databases.Database(driver_url, **options)
         self._held: databases.core.Connection | None = None
         self._lock = asyncio.Lock()
@@ -144,6 +146,10 @@ class Database:
             try:
                 for pragma in _SQLITE_PRAGMAS:
                     await held.execute(pragma)
+                # WAL is a property of the file: only the first connection ever switches it, so
+                # workers starting together do not all take the exclusive lock the switch needs.
+                if str(await held.fetch_val(_SQLITE_JOURNAL_MODE)).lower() != "wal":
+                    await held.execute(_SQLITE_WAL)
             except BaseException:
                 await held.__aexit__(None, None, None)
                 await self._db.disconnect()

@@ -98,20 +98,45 @@ async def list_keys(db: Queryable, project_id: str) -> list[ApiKey]:
 REVOKE_KEY = """
 UPDATE api_keys SET revoked_at = COALESCE(revoked_at, :now)
 WHERE id = :id AND project_id = :project_id
-RETURNING id, project_id, name, prefix, allowed_models, created_at, last_used_at, revoked_at
+RETURNING id, project_id, name, prefix, allowed_models, created_at, last_used_at, revoked_at, key_hash
 """
 
 
 async def revoke_key(db: Queryable, project_id: str, key_id: str) -> ApiKey | None:
     """Revoke a project's key (idempotent: the first revocation time stays); None if not that project's."""
-    row = await db.fetch_one(REVOKE_KEY, {"id": key_id, "project_id": project_id, "now": now_ms()})
-    return None if row is None else _key(row)
+    revoked = await revoke_key_with_hash(db, key_id, project_id=project_id)
+    return None if revoked is None else revoked[0]
+
+
+REVOKE_ANY_KEY = """
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, :now)
+WHERE id = :id
+RETURNING id, project_id, name, prefix, allowed_models, created_at, last_used_at, revoked_at, key_hash
+"""
+
+
+async def revoke_key_with_hash(
+    db: Queryable, key_id: str, *, project_id: str | None
+) -> tuple[ApiKey, str] | None:
+    """Revoke a key and return it with its hash (what key caches are keyed by, for invalidation).
+
+    ``project_id`` scopes the revocation to one project (a tenant revoking its own key); None is the
+    operator's unscoped revocation. None when no such key (in that project) exists.
+    """
+    if project_id is None:
+        row = await db.fetch_one(REVOKE_ANY_KEY, {"id": key_id, "now": now_ms()})
+    else:
+        row = await db.fetch_one(REVOKE_KEY, {"id": key_id, "project_id": project_id, "now": now_ms()})
+    return None if row is None else (_key(row), row["key_hash"])
 
 
 PRINCIPAL_FOR_HASH = """
 SELECT k.id AS key_id, k.project_id AS project_id, p.org_id AS org_id, k.allowed_models AS allowed_models,
-       p.rpm AS project_rpm, p.tpm AS project_tpm
-FROM api_keys k JOIN projects p ON p.id = k.project_id
+       p.rpm AS project_rpm, p.tpm AS project_tpm,
+       o.daily_budget_micros AS org_daily_budget_micros, o.monthly_budget_micros AS org_monthly_budget_micros,
+       p.daily_budget_micros AS project_daily_budget_micros,
+       p.monthly_budget_micros AS project_monthly_budget_micros
+FROM api_keys k JOIN projects p ON p.id = k.project_id JOIN organizations o ON o.id = p.org_id
 WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL
 """
 
@@ -128,6 +153,10 @@ async def principal_for_hash(db: Queryable, key_hash: str) -> Principal | None:
         allowed_models=_models(row["allowed_models"]),
         project_rpm=row["project_rpm"],
         project_tpm=row["project_tpm"],
+        org_daily_budget_micros=row["org_daily_budget_micros"],
+        org_monthly_budget_micros=row["org_monthly_budget_micros"],
+        project_daily_budget_micros=row["project_daily_budget_micros"],
+        project_monthly_budget_micros=row["project_monthly_budget_micros"],
     )
 
 

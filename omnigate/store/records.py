@@ -66,7 +66,8 @@ class ApiKey:
 
 @attrs.frozen(slots=True)
 class Principal:
-    """What an authenticated request carries."""
+    """What an authenticated request carries, including what admission checks (limits and budgets in
+    micro-USD), so the hot path reads no database; refreshed with the key cache."""
 
     key_id: str
     project_id: str
@@ -74,6 +75,10 @@ class Principal:
     allowed_models: tuple[str, ...] | None
     project_rpm: int | None
     project_tpm: int | None
+    org_daily_budget_micros: int | None = None
+    org_monthly_budget_micros: int | None = None
+    project_daily_budget_micros: int | None = None
+    project_monthly_budget_micros: int | None = None
 
 
 @attrs.frozen(slots=True)

@@ -79,6 +79,9 @@ def chat_env(backend: dict[str, str], fakes: Fakes, tmp_path: Path) -> dict[str,
         AZURE_OPENAI_API_KEY=GATEWAY_KEYS["azure"],
         MODEL_PRICES_FILE=str(prices),
         ALLOW_PRIVATE_UPSTREAMS="true",
+        # These tests look at the surfaces and accounting; retries and breakers have their own suites.
+        RETRY_MAX_ATTEMPTS="1",
+        CIRCUIT_BREAKER_FAILURE_THRESHOLD="1000",
     )
 
 

@@ -89,4 +89,10 @@ async def test_key_restricted_to_models(gateway: Gateway, fakes: Fakes) -> None:
         "/v1/chat/completions", json={"model": "claude-sonnet-4-5", "messages": GOOD}, headers=headers
     )
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "model_not_allowed"
+    smuggled = await gateway.client.post(
+        "/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": GOOD, "fallback_models": ["claude-sonnet-4-5"]},
+        headers=headers,
+    )
+    assert smuggled.status_code == 403 and smuggled.json()["error"]["param"] == "fallback_models[0]"
     assert fakes.anthropic.request_count == 0

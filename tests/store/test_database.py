@@ -42,7 +42,7 @@ async def test_sqlite_creates_directory_and_keeps_pragmas(tmp_path: Path) -> Non
         for _ in range(2):
             assert await db.fetch_val("PRAGMA foreign_keys") == 1
             assert await db.fetch_val("PRAGMA journal_mode") == "wal"
-            assert await db.fetch_val("PRAGMA busy_timeout") == 5000
+            assert await db.fetch_val("PRAGMA busy_timeout") == 30000
             assert await db.fetch_val("PRAGMA synchronous") == 1  # NORMAL
         await db.ping()
     finally:
