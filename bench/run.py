@@ -50,13 +50,10 @@ def omnigate_env(upstream: str, extra: dict[str, str]) -> dict[str, str]:
 
 def cli_json(env: dict[str, str], *args: str) -> Any:
     out = subprocess.run(
-        [python(), "-m", "omnigate", *args, "--json"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
+        [python(), "-m", "omnigate", *args, "--json"], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"omnigate {' '.join(args[:2])} failed: {out.stderr.strip()}")
     return json.loads(out.stdout)
 
 
@@ -81,7 +78,7 @@ def provision(env: dict[str, str], production: bool) -> str:
         "--rpm",
         "100000000",
         "--tpm",
-        "100000000000",
+        "1000000000",
         "--daily-budget",
         "1000000",
         "--monthly-budget",

@@ -76,9 +76,12 @@ def check_name(name: str, field: str = "name") -> str:
     return cleaned
 
 
+MAX_LIMIT = 2**31 - 1  # the columns are INTEGER
+
+
 def check_limit(value: int | None, field: str) -> int | None:
-    if value is not None and value <= 0:
-        raise InvalidRequestError(f"{field}: must be a positive integer", param=field)
+    if value is not None and not 0 < value <= MAX_LIMIT:
+        raise InvalidRequestError(f"{field}: must be a positive integer up to {MAX_LIMIT}", param=field)
     return value
 
 
