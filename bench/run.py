@@ -50,7 +50,11 @@ def omnigate_env(upstream: str, extra: dict[str, str]) -> dict[str, str]:
 
 def cli_json(env: dict[str, str], *args: str) -> Any:
     out = subprocess.run(
-        [python(), "-m", "omnigate", *args, "--json"], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True
+        [python(), "-m", "omnigate", *args, "--json"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
     )
     if out.returncode != 0:
         raise RuntimeError(f"omnigate {' '.join(args[:2])} failed: {out.stderr.strip()}")

@@ -124,7 +124,9 @@ async def test_bad_payloads_are_400_naming_the_field_and_write_nothing(client: h
     )
     assert project.status_code == 400 and project.json()["error"]["param"] == "rpm"
     huge = await client.post(
-        "/v1/admin/projects", json={"org_id": "x", "name": "p", "tpm": 100_000_000_000}, headers=admin_headers()
+        "/v1/admin/projects",
+        json={"org_id": "x", "name": "p", "tpm": 100_000_000_000},
+        headers=admin_headers(),
     )
     assert huge.status_code == 400 and huge.json()["error"]["param"] == "tpm"
     assert (await client.get("/v1/admin/orgs", headers=admin_headers())).json()["data"] == []
