@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+import orjson
 from cattrs.gen import make_dict_structure_fn
 
 from omnigate.chat.models import (
@@ -202,3 +203,19 @@ def _check_tools(request: ChatRequest) -> None:
         raise _fail("tool_choice", 'an object must be {"type": "function", "function": {"name": ...}}')
     if name not in names:
         raise _fail("tool_choice.function.name", f"no tool named {name!r}")
+
+
+def tool_call_arguments(arguments: str, param: str) -> dict[str, Any]:
+    """A tool call's JSON arguments as an object, for providers that take objects; a 400 naming ``param``.
+
+    An empty string (some clients send it for argument-less calls) means ``{}``.
+    """
+    if not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        raise InvalidRequestError(f"{param}: not valid JSON", param=param) from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"{param}: must encode a JSON object", param=param)
+    return value

@@ -20,7 +20,7 @@ from omnigate.chat.models import (
     ToolCallDelta,
     Usage,
 )
-from omnigate.chat.validate import DATA_URL
+from omnigate.chat.validate import DATA_URL, tool_call_arguments
 from omnigate.errors import InvalidRequestError, UpstreamError
 from omnigate.gateway.upstream import status_error
 
@@ -174,17 +174,7 @@ def image_source(url: str) -> dict[str, Any]:
 
 
 def _tool_use(call: ToolCall, param: str) -> dict[str, Any]:
-    raw = call.function.arguments
-    # An empty arguments string (some clients send it for argument-less calls) means {}.
-    if not raw.strip():
-        arguments: Any = {}
-    else:
-        try:
-            arguments = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise InvalidRequestError(f"{param}: must be a JSON object string", param=param) from None
-    if not isinstance(arguments, dict):
-        raise InvalidRequestError(f"{param}: must encode a JSON object", param=param)
+    arguments = tool_call_arguments(call.function.arguments, param)
     return {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
 
 

@@ -24,7 +24,7 @@ from omnigate.chat.models import (
     ToolCallDelta,
     Usage,
 )
-from omnigate.chat.validate import DATA_URL
+from omnigate.chat.validate import DATA_URL, tool_call_arguments
 from omnigate.errors import InvalidRequestError, UpstreamError
 from omnigate.gateway.upstream import MAX_ERROR_MESSAGE, redact
 
@@ -138,24 +138,15 @@ def _model_parts(message: Message, index: int, call_names: dict[str, str]) -> li
         call_names[call.id] = call.function.name
         param = f"messages[{index}].tool_calls[{call_index}].function.arguments"
         part: dict[str, Any] = {
-            "functionCall": {"name": call.function.name, "args": _arguments(call.function.arguments, param)}
+            "functionCall": {
+                "name": call.function.name,
+                "args": tool_call_arguments(call.function.arguments, param),
+            }
         }
         if call_index == 0:
             part["thoughtSignature"] = SKIP_SIGNATURE
         parts.append(part)
     return parts
-
-
-def _arguments(arguments: str, param: str) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        raise InvalidRequestError(f"{param}: not valid JSON", param=param) from None
-    if not isinstance(value, dict):
-        raise InvalidRequestError(f"{param}: must be a JSON object", param=param)
-    return value
 
 
 def _function_response(message: Message, index: int, call_names: dict[str, str]) -> dict[str, Any]:

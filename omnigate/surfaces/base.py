@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from omnigate.chat.models import ChatResult, StreamChunk, Usage
+from omnigate.chat.models import ChatResult, StreamChunk, ToolCall, Usage
 from omnigate.errors import OmnigateError
 
 
@@ -32,6 +32,18 @@ def usage_fields(usage: Usage) -> dict[str, Any]:
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
     }
+
+
+def tool_calls_json(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
+    """Whole tool calls in OpenAI's shape (both surfaces use it)."""
+    return [
+        {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.function.name, "arguments": call.function.arguments},
+        }
+        for call in calls
+    ]
 
 
 def cost_usd(cost_micros: int | None) -> float | None:

@@ -9,7 +9,7 @@ import orjson
 from omnigate.chat.models import ChatResult, StreamChunk, Usage
 from omnigate.errors import OmnigateError
 from omnigate.gateway.sse import frame
-from omnigate.surfaces.base import Reply, cost_usd, usage_fields
+from omnigate.surfaces.base import Reply, cost_usd, tool_calls_json, usage_fields
 
 DONE = b"data: [DONE]\n\n"
 
@@ -29,14 +29,7 @@ class NativeSurface:
     def render_result(self, result: ChatResult, reply: Reply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": result.content}
         if result.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.function.name, "arguments": call.function.arguments},
-                }
-                for call in result.tool_calls
-            ]
+            message["tool_calls"] = tool_calls_json(result.tool_calls)
         return {
             "id": reply.id,
             "request_id": reply.request_id,
