@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from omnigate import hookimpl
 from omnigate.admin.common import check_limit, check_name, usd_to_micros
@@ -20,6 +20,7 @@ from omnigate.store import tenants
 from omnigate.store.database import Database
 from omnigate.store.records import UnknownOrganizationError
 
+T = TypeVar("T")
 ORG_COLUMNS = ("id", "name", "daily_budget_usd", "monthly_budget_usd", "created_at")
 PROJECT_COLUMNS = ("id", "org_id", "name", "daily_budget_usd", "monthly_budget_usd", "rpm", "tpm")
 
@@ -146,6 +147,14 @@ def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
     return changes
 
 
+def _emit_one(
+    record: T | None, render: Callable[[T], dict[str, Any]], what: str, args: argparse.Namespace
+) -> None:
+    if record is None:
+        raise CliError(f"no {what} {args.id!r}")
+    emit(render(record), args.json)
+
+
 async def run_org(args: argparse.Namespace, context: CommandContext) -> int:
     async with open_store(context.settings) as db:
         try:
@@ -155,15 +164,10 @@ async def run_org(args: argparse.Namespace, context: CommandContext) -> int:
             elif args.action == "list":
                 emit([render_org(o) for o in await tenants.list_orgs(db)], args.json, ORG_COLUMNS)
             elif args.action == "show":
-                found = await tenants.get_org(db, args.id)
-                if found is None:
-                    raise CliError(f"no organization {args.id!r}")
-                emit(render_org(found), args.json)
+                _emit_one(await tenants.get_org(db, args.id), render_org, "organization", args)
             else:
                 updated = await tenants.update_org(db, args.id, **_update_changes(args))
-                if updated is None:
-                    raise CliError(f"no organization {args.id!r}")
-                emit(render_org(updated), args.json)
+                _emit_one(updated, render_org, "organization", args)
         except OmnigateError as exc:
             raise CliError(exc.message) from None
     return 0
@@ -189,15 +193,10 @@ async def run_project(args: argparse.Namespace, context: CommandContext) -> int:
                 projects = await tenants.list_projects(db, org_id=args.org)
                 emit([render_project(p) for p in projects], args.json, PROJECT_COLUMNS)
             elif args.action == "show":
-                found = await tenants.get_project(db, args.id)
-                if found is None:
-                    raise CliError(f"no project {args.id!r}")
-                emit(render_project(found), args.json)
+                _emit_one(await tenants.get_project(db, args.id), render_project, "project", args)
             else:
                 updated = await tenants.update_project(db, args.id, **_update_changes(args))
-                if updated is None:
-                    raise CliError(f"no project {args.id!r}")
-                emit(render_project(updated), args.json)
+                _emit_one(updated, render_project, "project", args)
         except OmnigateError as exc:
             raise CliError(exc.message) from None
     return 0
