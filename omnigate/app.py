@@ -141,7 +141,8 @@ def create_app(settings: Settings, plugin_manager: pluggy.PluginManager | None =
     inner.extend(Middleware(_PluginWrapper, wrap=wrap) for wrap in wrappers)
 
     app = GatewayApp(
-        routes=[*_routes(), *_chat_routes(runtime), metrics_route(metrics, settings.metrics_token)],
+        # Chat routes first: the router tries routes in order, and they carry nearly all traffic.
+        routes=[*_chat_routes(runtime), *_routes(), metrics_route(metrics, settings.metrics_token)],
         middleware=inner,
         exception_handlers={
             Exception: _render_error,
