@@ -214,6 +214,16 @@ def error_message(body: bytes) -> str:
     return body.decode("utf-8", "replace").strip()
 
 
+async def read_body(provider: str, response: aiohttp.ClientResponse) -> bytes:
+    """A whole non-streamed 2xx body; the connection goes back to the pool either way."""
+    try:
+        return await response.read()
+    except TRANSPORT_ERRORS as exc:
+        raise transport_error(provider, exc) from None
+    finally:
+        response.release()
+
+
 async def post(
     session: aiohttp.ClientSession,
     provider: str,

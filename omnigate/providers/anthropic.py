@@ -12,7 +12,8 @@ from omnigate import hookimpl
 from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import UpstreamError
 from omnigate.gateway.sse import SSEEvent, iter_sse
-from omnigate.gateway.upstream import TRANSPORT_ERRORS, new_session, post, transport_error
+from omnigate.gateway.streams import relay_stream
+from omnigate.gateway.upstream import new_session, post, read_body
 from omnigate.plugin.interfaces import Call, PluginContext
 from omnigate.plugin.registry import ProviderRegistry
 from omnigate.providers.anthropic_wire import (
@@ -65,70 +66,45 @@ class AnthropicProvider:
             if response.content_type == "application/json":
                 response.close()
                 raise bad_response("a JSON body where an event stream was requested")
-            return _Relay(response, call.target.model, f"msg_{call.request_id}").stream
-        try:
-            raw = await response.read()
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(PROVIDER, exc) from None
-        finally:
-            response.release()
+            return _open_stream(response, call.target.model, f"msg_{call.request_id}")
+        raw = await read_body(PROVIDER, response)
         return parse_response(raw, call.target.model)
 
     async def aclose(self) -> None:
         await self._session.close()
 
 
-class _Relay:
-    """One open upstream stream; ``stream.id``/``stream.model`` are updated from ``message_start``."""
+def _open_stream(response: aiohttp.ClientResponse, model: str, provisional_id: str) -> ChatStream:
+    """The open stream; ``id``/``model`` are updated from ``message_start``."""
+    translator = StreamTranslator(model)
 
-    def __init__(self, response: aiohttp.ClientResponse, model: str, provisional_id: str) -> None:
-        self._response = response
-        self._translator = StreamTranslator(model)
-        self._closed = False
-        self._chunks = self._relay()
-        self.stream = ChatStream(id=provisional_id, model=model, chunks=self._chunks, close=self.close)
-
-    async def _relay(self) -> AsyncGenerator[StreamChunk, None]:
-        translator = self._translator
+    async def chunks() -> AsyncGenerator[StreamChunk, None]:
         yielded = False
-        try:
-            events = cast(AsyncGenerator[SSEEvent, None], iter_sse(self._response, PROVIDER))
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    try:
-                        chunk = translator.feed(event.event, event.data)
-                    except UpstreamError as exc:
-                        # Overloaded before anything reached the caller: a retry is still safe.
-                        if exc.code == "overloaded_error" and not yielded:
-                            exc.retryable = True
-                        raise
-                    if translator.id is not None and event.event == "message_start":
-                        self.stream.id, self.stream.model = translator.id, translator.model
-                    if chunk is not None:
-                        yielded = True
-                        yield chunk
-                    if translator.done:
-                        return
-            raise UpstreamError(
-                f"{PROVIDER} stream ended before message_stop",
-                provider=PROVIDER,
-                code="upstream_stream_truncated",
-            )
-        finally:
-            if translator.done:
-                self._response.release()
-            else:
-                self._response.close()
+        events = cast(AsyncGenerator[SSEEvent, None], iter_sse(response, PROVIDER))
+        async with contextlib.aclosing(events):
+            async for event in events:
+                try:
+                    chunk = translator.feed(event.event, event.data)
+                except UpstreamError as exc:
+                    # Overloaded before anything reached the caller: a retry is still safe.
+                    if exc.code == "overloaded_error" and not yielded:
+                        exc.retryable = True
+                    raise
+                if translator.id is not None and event.event == "message_start":
+                    stream.id, stream.model = translator.id, translator.model
+                if chunk is not None:
+                    yielded = True
+                    yield chunk
+                if translator.done:
+                    return
+        raise UpstreamError(
+            f"{PROVIDER} stream ended before message_stop",
+            provider=PROVIDER,
+            code="upstream_stream_truncated",
+        )
 
-    async def close(self) -> None:
-        """Drop the upstream connection (so generation stops) and finish the chunk iterator; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._response.close()
-        # Closing from another task while a read is pending: the read fails, and the iterator ends there.
-        with contextlib.suppress(RuntimeError):
-            await self._chunks.aclose()
+    stream = relay_stream(response, chunks(), id=provisional_id, model=model)
+    return stream
 
 
 def build_provider(context: PluginContext) -> AnthropicProvider:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 import uuid
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
@@ -15,7 +14,8 @@ from omnigate import hookimpl
 from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import UpstreamError
 from omnigate.gateway.sse import iter_sse
-from omnigate.gateway.upstream import TRANSPORT_ERRORS, new_session, post, transport_error
+from omnigate.gateway.streams import relay_stream
+from omnigate.gateway.upstream import new_session, post, read_body
 from omnigate.plugin.interfaces import Call, PluginContext
 from omnigate.providers.gemini_wire import StreamTranslator, bad_response, build_request, parse_response
 from omnigate.settings import Settings
@@ -69,12 +69,7 @@ class GeminiProvider:
         )
         if call.request.stream:
             return _open_stream(response, model, secrets)
-        try:
-            raw = await response.read()
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(NAME, exc) from None
-        finally:
-            response.release()
+        raw = await read_body(NAME, response)
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -89,43 +84,27 @@ def _open_stream(response: aiohttp.ClientResponse, model: str, secrets: list[str
     translator = StreamTranslator(secrets)
 
     async def chunks() -> AsyncGenerator[StreamChunk, None]:
-        complete = False
-        try:
-            async for event in iter_sse(response, NAME):
-                if not event.data.strip():
-                    continue
-                try:
-                    doc = orjson.loads(event.data)
-                except orjson.JSONDecodeError:
-                    raise bad_response("stream event is not JSON") from None
-                chunk = translator.feed(doc)
-                if chunk is not None:
-                    yield chunk
-            # Gemini has no end sentinel: only a finishReason tells a finished answer from a dropped connection.
-            if not translator.finished:
-                raise UpstreamError(
-                    f"{NAME} stream ended before any finish reason (connection closed early)",
-                    provider=NAME,
-                    code="upstream_stream_truncated",
-                )
-            complete = True
-            if translator.usage is not None:
-                yield StreamChunk(usage=translator.usage)
-        finally:
-            if complete:
-                response.release()
-            else:
-                response.close()
+        async for event in iter_sse(response, NAME):
+            if not event.data.strip():
+                continue
+            try:
+                doc = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                raise bad_response("stream event is not JSON") from None
+            chunk = translator.feed(doc)
+            if chunk is not None:
+                yield chunk
+        # Gemini has no end sentinel: only a finishReason tells a finished answer from a dropped connection.
+        if not translator.finished:
+            raise UpstreamError(
+                f"{NAME} stream ended before any finish reason (connection closed early)",
+                provider=NAME,
+                code="upstream_stream_truncated",
+            )
+        if translator.usage is not None:
+            yield StreamChunk(usage=translator.usage)
 
-    iterator = chunks()
-
-    async def close() -> None:
-        response.close()
-        # A generator suspended at a yield runs its cleanup now; one mid-read fails on the closed socket.
-        if isinstance(iterator, types.AsyncGeneratorType) and not iterator.ag_running:
-            await iterator.aclose()
-
-    return ChatStream(id=f"gemini-{uuid.uuid4().hex}", model=model, chunks=iterator, close=close)
+    return relay_stream(response, chunks(), id=f"gemini-{uuid.uuid4().hex}", model=model)
 
 
 @hookimpl

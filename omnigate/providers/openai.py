@@ -12,7 +12,8 @@ from omnigate import hookimpl
 from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import InvalidRequestError, UpstreamError
 from omnigate.gateway.sse import SSEEvent, iter_sse
-from omnigate.gateway.upstream import TRANSPORT_ERRORS, new_session, post, transport_error
+from omnigate.gateway.streams import relay_stream
+from omnigate.gateway.upstream import new_session, post, read_body
 from omnigate.plugin.interfaces import Call, PluginContext
 from omnigate.plugin.registry import ProviderRegistry
 from omnigate.providers.openai_wire import StreamParser, parse_result, request_body
@@ -60,12 +61,7 @@ class OpenAIProvider:
         )
         if call.request.stream:
             return open_stream(self.name, response, call.target.model, secrets)
-        try:
-            data = await response.read()
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(self.name, exc) from None
-        finally:
-            response.release()
+        data = await read_body(self.name, response)
         return parse_result(self.name, data, call.target.model)
 
     async def aclose(self) -> None:
@@ -77,48 +73,34 @@ def open_stream(
 ) -> ChatStream:
     """Wrap an open 200 SSE response; ``id`` and ``model`` are set to the upstream's before the first chunk."""
     parser = StreamParser(provider, secrets)
-    closed = False
-
-    async def close() -> None:
-        nonlocal closed
-        if closed:
-            return
-        closed = True
-        # Dropping the connection is what makes the upstream stop generating; a later pull of the
-        # chunks then fails with UpstreamError.
-        response.close()
 
     async def generate() -> AsyncGenerator[StreamChunk, None]:
         first = True
-        try:
-            events = cast(AsyncGenerator[SSEEvent, None], iter_sse(response, provider))
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    chunk = parser.feed(event.data)
-                    if chunk is not None:
-                        if first:
-                            stream.id = parser.id or stream.id
-                            stream.model = parser.model or stream.model
-                            first = False
-                        yield chunk
-                    if parser.done:
-                        break
-            if not parser.done:
-                raise UpstreamError(
-                    f"{provider} ended the stream without [DONE]",
-                    provider=provider,
-                    retryable=False,
-                    code="upstream_stream_truncated",
-                )
-            final = parser.final()
-            if final is not None:
-                yield final
-            response.release()
-        finally:
-            await close()
+        events = cast(AsyncGenerator[SSEEvent, None], iter_sse(response, provider))
+        async with contextlib.aclosing(events):
+            async for event in events:
+                chunk = parser.feed(event.data)
+                if chunk is not None:
+                    if first:
+                        stream.id = parser.id or stream.id
+                        stream.model = parser.model or stream.model
+                        first = False
+                    yield chunk
+                if parser.done:
+                    break
+        if not parser.done:
+            raise UpstreamError(
+                f"{provider} ended the stream without [DONE]",
+                provider=provider,
+                retryable=False,
+                code="upstream_stream_truncated",
+            )
+        final = parser.final()
+        if final is not None:
+            yield final
 
     # The completion id arrives with the first chunk; until then it is unknown ("").
-    stream = ChatStream(id="", model=model, chunks=generate(), close=close)
+    stream = relay_stream(response, generate(), id="", model=model)
     return stream
 
 

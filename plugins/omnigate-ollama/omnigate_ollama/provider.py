@@ -8,7 +8,8 @@ from collections.abc import AsyncGenerator
 import aiohttp
 from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import UpstreamError
-from omnigate.gateway.upstream import TRANSPORT_ERRORS, new_session, post, transport_error
+from omnigate.gateway.streams import relay_stream
+from omnigate.gateway.upstream import TRANSPORT_ERRORS, new_session, post, read_body, transport_error
 from omnigate.plugin.interfaces import Call
 from omnigate.settings import Settings
 
@@ -48,13 +49,8 @@ class OllamaProvider:
         )
         response_id = f"ollama-{call.request_id}"
         if stream:
-            return _Relay(response, call.target.model, response_id, secrets).stream
-        try:
-            raw = await response.read()
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(PROVIDER, exc) from None
-        finally:
-            response.release()
+            return _open_stream(response, call.target.model, response_id, secrets)
+        raw = await read_body(PROVIDER, response)
         return parse_response(raw, call.target.model, response_id)
 
     async def aclose(self) -> None:
@@ -79,47 +75,27 @@ async def iter_lines(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, 
         yield buffer
 
 
-class _Relay:
-    """One open upstream stream; ``stream.model`` follows the model name Ollama reports."""
+def _open_stream(
+    response: aiohttp.ClientResponse, model: str, response_id: str, secrets: tuple[str | None, ...]
+) -> ChatStream:
+    """The open NDJSON stream; ``stream.model`` follows the model name Ollama reports."""
+    translator = StreamTranslator(model, secrets)
 
-    def __init__(
-        self, response: aiohttp.ClientResponse, model: str, response_id: str, secrets: tuple[str | None, ...]
-    ) -> None:
-        self._response = response
-        self._translator = StreamTranslator(model, secrets)
-        self._closed = False
-        self._chunks = self._relay()
-        self.stream = ChatStream(id=response_id, model=model, chunks=self._chunks, close=self.close)
+    async def chunks() -> AsyncGenerator[StreamChunk, None]:
+        lines = iter_lines(response)
+        async with contextlib.aclosing(lines):
+            async for line in lines:
+                for chunk in translator.feed(line):
+                    stream.model = translator.model
+                    yield chunk
+                if translator.done:
+                    return
+        # The body ended without the "done": true object: a broken stream, never a clean end.
+        raise UpstreamError(
+            f"{PROVIDER} stream ended before its final (done) object",
+            provider=PROVIDER,
+            code="upstream_stream_truncated",
+        )
 
-    async def _relay(self) -> AsyncGenerator[StreamChunk, None]:
-        translator = self._translator
-        try:
-            lines = iter_lines(self._response)
-            async with contextlib.aclosing(lines):
-                async for line in lines:
-                    for chunk in translator.feed(line):
-                        self.stream.model = translator.model
-                        yield chunk
-                    if translator.done:
-                        return
-            # The body ended without the "done": true object: a broken stream, never a clean end.
-            raise UpstreamError(
-                f"{PROVIDER} stream ended before its final (done) object",
-                provider=PROVIDER,
-                code="upstream_stream_truncated",
-            )
-        finally:
-            if translator.done:
-                self._response.release()
-            else:
-                self._response.close()
-
-    async def close(self) -> None:
-        """Drop the upstream connection (so Ollama stops generating) and end the chunk iterator; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._response.close()
-        # Closing from another task while a read is pending: the read fails and the iterator ends there.
-        with contextlib.suppress(RuntimeError):
-            await self._chunks.aclose()
+    stream = relay_stream(response, chunks(), id=response_id, model=model)
+    return stream
