@@ -36,6 +36,7 @@ class Ledger:
         self.call: Call | None = None
         self.record: UsageRecord | None = None
         self.outcome: CallOutcome | None = None
+        self._priced: tuple[Usage, int | None] | None = None
 
     @property
     def finished(self) -> bool:
@@ -63,8 +64,12 @@ class Ledger:
         target = self.call.target if self.call else self.target
         if target is None:
             return None
+        if self._priced is not None and self._priced[0] == usage:
+            return self._priced[1]  # the response already priced this usage; the record reuses it
         price = self._prices.price(target.provider, target.model)
-        return None if price is None else cost_micros(price, usage)
+        cost = None if price is None else cost_micros(price, usage)
+        self._priced = (usage, cost)
+        return cost
 
     def finish(
         self, status: str, http_status: int, usage: Usage | None = None, error_code: str | None = None
