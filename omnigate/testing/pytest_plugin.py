@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,32 +64,77 @@ async def run_gateway(
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(env: dict[str, str], plugins: Sequence[tuple[str, Any]] = ()) -> AsyncIterator[str]:
-    """Serve a gateway with hypercorn on a real loopback socket in this event loop; yields its base URL.
+async def serve_gateway(
+    env: dict[str, str], plugins: Sequence[tuple[str, Any]] = (), server: str = "hypercorn"
+) -> AsyncIterator[str]:
+    """Serve a gateway on a real loopback socket in this event loop; yields its base URL.
 
     Use it where the transport matters (streaming time-to-first-byte, client disconnects): in-process
-    ASGI transports buffer whole responses.
+    ASGI transports buffer whole responses. ``server`` is ``"hypercorn"`` or ``"uvicorn"`` (with
+    httptools, as ``serve --server uvicorn`` runs it; needs the ``omnigate[uvicorn]`` extra).
     """
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
+    serving = _SERVERS.get(server)
+    if serving is None:
+        raise ValueError(f"server must be one of {', '.join(_SERVERS)}, not {server!r}")
     settings = parse_settings(env)
     app = create_app(settings, plugin_manager=build_plugin_manager(settings, extra_plugins=plugins))
     port = _free_port()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serving(app, port, stop))
+    try:
+        await _wait_listening(port, task)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await task
+
+
+async def _serve_hypercorn(app: Starlette, port: int, stop: asyncio.Event) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 2
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
-    base_url = f"http://127.0.0.1:{port}"
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+async def _serve_uvicorn(app: Starlette, port: int, stop: asyncio.Event) -> None:
     try:
-        await _wait_listening(port, server)
-        yield base_url
-    finally:
-        stop.set()
-        await server
+        import uvicorn
+    except ImportError:
+        raise RuntimeError("serve_gateway(server='uvicorn') needs the omnigate[uvicorn] extra") from None
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        ws="none",
+        interface="asgi3",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([serving, stopped], return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopped.cancel()
+    await serving
+    if not server.started:
+        raise RuntimeError("uvicorn did not start the gateway (its log says why)")
+
+
+_SERVERS: dict[str, Callable[[Starlette, int, asyncio.Event], Coroutine[Any, Any, None]]] = {
+    "hypercorn": _serve_hypercorn,
+    "uvicorn": _serve_uvicorn,
+}
 
 
 def _free_port() -> int:

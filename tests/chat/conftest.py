@@ -12,6 +12,7 @@ import attrs
 import httpx
 import pytest
 
+from omnigate.cli.servers import SERVERS
 from omnigate.testing import FakeAnthropic, FakeAzureOpenAI, FakeGemini, FakeOpenAI
 from omnigate.testing.pytest_plugin import run_gateway, serve_gateway
 from tests.conftest import admin_headers, gateway_env
@@ -143,10 +144,10 @@ class Served:
     database_url: str
 
 
-@pytest.fixture
-async def served(chat_env: dict[str, str]) -> AsyncIterator[Served]:
-    """The gateway under hypercorn on a real socket (streaming and disconnect behaviour)."""
-    async with serve_gateway(chat_env) as base_url:
+@pytest.fixture(params=SERVERS)
+async def served(request: pytest.FixtureRequest, chat_env: dict[str, str]) -> AsyncIterator[Served]:
+    """The gateway on a real socket (streaming and disconnect behaviour), under each server `serve` runs."""
+    async with serve_gateway(chat_env, server=request.param) as base_url:
         async with httpx.AsyncClient(base_url=base_url) as client:
             tenant = await create_tenant(client)
         yield Served(base_url, tenant, chat_env["DATABASE_URL"])

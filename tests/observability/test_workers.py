@@ -1,4 +1,4 @@
-"""`serve --workers 2`: every scrape, whichever worker answers it, counts the requests of both workers."""
+"""`serve --workers 2` (hypercorn or uvicorn): a scrape, whichever worker answers it, counts both workers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from omnigate.cli.servers import SERVERS
 from omnigate.metrics.multiprocess import ENV, multiprocess_directory
 from omnigate.testing import FakeOpenAI
 from tests.conftest import ADMIN_KEY, admin_headers
@@ -96,7 +97,8 @@ async def wait_ready(base: str, process: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers through /proc")
-async def test_two_workers_are_counted_together(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", SERVERS)
+async def test_two_workers_are_counted_together(tmp_path: Path, server: str) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     async with FakeOpenAI() as upstream:
@@ -116,7 +118,18 @@ async def test_two_workers_are_counted_together(tmp_path: Path) -> None:
         process = await asyncio.to_thread(
             functools.partial(
                 subprocess.Popen,
-                [sys.executable, "-m", "omnigate", "serve", "--port", str(port), "--workers", "2"],
+                [
+                    sys.executable,
+                    "-m",
+                    "omnigate",
+                    "serve",
+                    "--server",
+                    server,
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "2",
+                ],
                 cwd=tmp_path,
                 env=env,
                 stdout=subprocess.PIPE,

@@ -168,12 +168,12 @@ class AdmissionGateways:
         return Gateway(client, tenant if tenant is not None else await create_tenant(client))
 
     @contextlib.asynccontextmanager
-    async def served(self, **env: str) -> AsyncIterator[str]:
-        """A gateway under hypercorn on a real socket (client disconnects); yields its base URL."""
+    async def served(self, server: str = "hypercorn", **env: str) -> AsyncIterator[str]:
+        """A gateway under ``server`` on a real socket (client disconnects); yields its base URL."""
         settings_env = {**self.env, **env}
         if "REDIS_URL" in settings_env:
             self.prefixes.append(settings_env.get("OMNIGATE_STATE_PREFIX", "omnigate:"))
-        async with serve_gateway(settings_env) as base_url:
+        async with serve_gateway(settings_env, server=server) as base_url:
             yield base_url
 
     @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from omnigate.chat.validate import parse_chat_request
+from omnigate.cli.servers import SERVERS
 from omnigate.policies.budget import usd_header, usd_text
 from omnigate.policies.estimate import IMAGE_TOKENS, prompt_tokens, worst_case_usage
 from omnigate.policies.windows import day_window, minute_window, month_window
@@ -255,13 +256,17 @@ async def test_reservation_is_released_on_upstream_error(gateways: AdmissionGate
     assert response.headers["x-budget-project-daily-remaining-usd"] == usd_header(budget - reservation)
 
 
+@pytest.mark.parametrize("server", SERVERS)
 async def test_reservation_is_held_in_flight_and_released_on_client_cancel(
-    gateways: AdmissionGateways, fakes: Fakes
+    gateways: AdmissionGateways, fakes: Fakes, server: str
 ) -> None:
     payload = body()
     reservation = worst_case(payload)
     budget = reservation + reservation // 2
-    async with gateways.served() as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+    async with (
+        gateways.served(server) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+    ):
         tenant = await create_tenant(client)
         await set_budgets(client, tenant, project_daily_budget_usd=usd(budget))
         fakes.openai.enqueue(Reply.text("slow", hang=True))
