@@ -17,6 +17,7 @@ import platform
 import random
 import re
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -34,14 +35,8 @@ from bench.procs import ROOT, free_port, python, started, tree_rss_mb, wait_port
 from bench.run import REDIS_URL, SECRET_KEY, omnigate_env, postgres_database, provision
 
 GROWTH_LIMIT_PCT = 10.0
-TENANTS = 3  # each an org + project with limits and budgets, so per-tenant state is exercised
-MODELS = (
-    "gpt-4o-mini",
-    "gpt-4o",
-    "gpt-4.1-nano",
-    "gpt-4.1-mini",
-    "openai/gpt-3.5-turbo",
-)
+TENANTS = 3  # each an org + project with limits and budgets, so per-tenant state is exercised (1 in --smoke)
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "gpt-4.1-mini", "openai/gpt-3.5-turbo")
 BAD_KEYS = tuple(f"og-soak-revoked-{i}" for i in range(3))
 # A log line's timestamp and request id, so lines that say the same thing are counted together.
 LOG_NOISE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ |\[req_[0-9a-f]+\] ")
@@ -190,7 +185,7 @@ async def sample(
         now, finished = time.monotonic(), tally.finished
         worker, rss_mb, tree_mb = memory(server_pid, worker)
         row = Sample(
-            t_s=round(now - start - warmup_s, 1),
+            t_s=round(now - start - warmup_s, 1) + 0.0,  # + 0.0: never print -0.0
             phase="warm-up" if tick < warmup_s else "soak",
             rss_mb=rss_mb,
             tree_mb=tree_mb,
@@ -261,8 +256,8 @@ class Gateway:
     stderr: StderrTail
 
 
-def start_gateway(stack: contextlib.ExitStack, config: str, upstream: str) -> Gateway:
-    """The same configurations as bench/run.py's omnigate-prod and omnigate-embedded, with TENANTS tenants."""
+def start_gateway(stack: contextlib.ExitStack, config: str, upstream: str, tenants: int) -> Gateway:
+    """The same configurations as bench/run.py's omnigate-prod and omnigate-embedded, with several tenants."""
     production = config == "prod"
     if production:
         extra = {
@@ -275,7 +270,7 @@ def start_gateway(stack: contextlib.ExitStack, config: str, upstream: str) -> Ga
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="omnigate-soak-")))
         extra = {"DATABASE_URL": f"sqlite:///{tmp / 'soak.db'}"}
     env = omnigate_env(upstream, extra)
-    keys = [provision(env, production) for _ in range(TENANTS)]
+    keys = [provision(env, production) for _ in range(tenants)]
     port = free_port()
     process = stack.enter_context(
         started([python(), "-m", "omnigate", "serve", "--port", str(port), "--workers", "1"], env)
@@ -354,6 +349,15 @@ def print_summary(verdict: dict[str, Any], tally: Tally, smoke: bool) -> None:
         )
 
 
+def source() -> dict[str, Any]:
+    """The commit measured, and the files that differed from it (the server runs the working tree)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    return {"commit": git("rev-parse", "HEAD").strip(), "modified": git("status", "--porcelain").splitlines()}
+
+
 def machine() -> dict[str, Any]:
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     return {
@@ -382,10 +386,10 @@ def main() -> None:
         (5.0, 15.0, 2.5) if args.smoke else (args.warmup, args.minutes * 60, args.interval)
     )
     parse_mix(args.mix, [])  # a bad --mix fails before anything starts
-    started_machine = machine()
+    started_machine, measured_source = machine(), source()
     with contextlib.ExitStack() as stack:
         upstream = start_upstream(stack)
-        gateway = start_gateway(stack, args.config, upstream)
+        gateway = start_gateway(stack, args.config, upstream, 1 if args.smoke else TENANTS)
         plan = parse_mix(args.mix, gateway.keys)
         print(f"omnigate {args.config} at {gateway.url}, {args.concurrency} connections, mix {args.mix}")
         with contextlib.suppress(ImportError):
@@ -412,6 +416,7 @@ def main() -> None:
     if out:
         report = {
             "machine": {"start": started_machine, "end": machine()},
+            "source": measured_source,
             "args": vars(args),
             "verdict": verdict,
             "samples": [attrs.asdict(s) for s in samples],
