@@ -2,6 +2,7 @@
 
 python -m bench.run                 # full run (about 10 minutes)
 python -m bench.run --smoke         # a short run that only proves the harness works
+python -m bench.run --configs aiohttp-proxy,omnigate-prod-uvicorn   # only these configurations
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("OMNIGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET_KEY = "4Wc0P0n0y3lq0m0ZCqJ6kV3x1mYx2QeZ9fJ8G7h6K5Q="
+CONFIGS = (
+    "direct",
+    "aiohttp-proxy",
+    "starlette-hypercorn",
+    "starlette-uvicorn",  # the same floor under uvicorn (uvloop + httptools): the ceiling for --server uvicorn
+    "omnigate-embedded",
+    "omnigate-prod",
+    "omnigate-prod-workers2",
+    "omnigate-prod-uvicorn",  # `serve --server uvicorn` (uvloop + httptools), 1 worker
+)
 
 
 @attrs.define
@@ -123,6 +134,24 @@ def loadgen(target: Target, concurrency: int, duration: float, stream: bool) -> 
     return dict(json.loads(out.stdout))
 
 
+def floor_server(config: str, port: int) -> list[str]:
+    """The minimal Starlette proxy under hypercorn or uvicorn, each with uvloop and no access log."""
+    if config == "starlette-uvicorn":
+        server = [
+            "uvicorn",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--port",
+            str(port),
+        ]
+    else:
+        server = ["hypercorn", "--worker-class", "uvloop", "--bind", f"127.0.0.1:{port}"]
+    return [python(), "-m", *server, "bench.floors:app"]
+
+
 @contextlib.contextmanager
 def targets(configs: list[str], upstream: str, tmp: Path) -> Iterator[list[Target]]:
     with contextlib.ExitStack() as stack:
@@ -143,22 +172,8 @@ def targets(configs: list[str], upstream: str, tmp: Path) -> Iterator[list[Targe
                 wait_port(port, proc)
                 found.append(Target(config, url, proc.pid))
                 continue
-            if config == "starlette-hypercorn":
-                proc = stack.enter_context(
-                    started(
-                        [
-                            python(),
-                            "-m",
-                            "hypercorn",
-                            "--worker-class",
-                            "uvloop",
-                            "--bind",
-                            f"127.0.0.1:{port}",
-                            "bench.floors:app",
-                        ],
-                        {"BENCH_UPSTREAM": upstream},
-                    )
-                )
+            if config.startswith("starlette-"):
+                proc = stack.enter_context(started(floor_server(config, port), {"BENCH_UPSTREAM": upstream}))
                 wait_port(port, proc)
                 found.append(Target(config, url, proc.pid))
                 continue
@@ -175,9 +190,9 @@ def targets(configs: list[str], upstream: str, tmp: Path) -> Iterator[list[Targe
             env = omnigate_env(upstream, extra)
             key = provision(env, production)
             workers = "2" if config.endswith("workers2") else "1"
-            proc = stack.enter_context(
-                started([python(), "-m", "omnigate", "serve", "--port", str(port), "--workers", workers], env)
-            )
+            server = "uvicorn" if config.endswith("uvicorn") else "hypercorn"
+            serve = ["serve", "--server", server, "--port", str(port), "--workers", workers]
+            proc = stack.enter_context(started([python(), "-m", "omnigate", *serve], env))
             wait_ready(url, proc)
             found.append(Target(config, url, proc.pid, key))
         yield found
@@ -251,12 +266,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument(
         "--configs",
-        default="direct,aiohttp-proxy,starlette-hypercorn,omnigate-embedded,omnigate-prod,omnigate-prod-workers2",
+        default=",".join(CONFIGS),
+        help="comma-separated subset of: " + ", ".join(CONFIGS),
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
     duration, rounds = (0.7, 1) if args.smoke else (args.duration, args.rounds)
     configs = args.configs.split(",")
+    unknown = sorted(set(configs) - set(CONFIGS))
+    if unknown:
+        parser.error(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
     modes = [("json", args.concurrency, False), ("json-c1", 1, False), ("stream", args.concurrency, True)]
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"omnigate-bench-{uuid.uuid4().hex[:6]}"
     tmp.mkdir(parents=True)
