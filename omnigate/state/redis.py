@@ -1,4 +1,4 @@
-"""Redis SharedState on coredis: one Lua script per counter operation, pub/sub on its own client."""
+"""Redis SharedState on coredis: counter operations batched into one Lua script call, pub/sub on its own client."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from omnigate.state.base import (
     check_counters,
     ttl_to_ms,
 )
+from omnigate.state.redis_batch import BATCH_LUA, NOT_INTEGER, CounterBatcher
 
 logger = logging.getLogger(__name__)
 
@@ -34,56 +35,7 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
     ReadOnlyError,  # failover in progress
     AuthenticationError,
 )
-_NOT_INTEGER = "not an integer"
-
-# KEYS[i] = counter key; ARGV[3i-2] = amount, ARGV[3i-1] = limit ('' = none), ARGV[3i] = ttl ms ('' = none).
-# Returns strings (Lua numbers truncate): {admitted '1'|'0', refused index or '-1', values..., pttls...}.
-# Everything is validated before the first write, so an error never leaves a partial update.
-_COUNTERS_LUA = """
-local check = CHECK_LIMITS
-local n = #KEYS
-local stored, pending = {}, {}
-local refused = -1
-for i = 1, n do
-  local k = KEYS[i]
-  if stored[k] == nil then
-    local raw = redis.call('GET', k)
-    if raw and not string.match(raw, '^%-?%d+$') then
-      return redis.error_reply('ERR value at ' .. k .. ' is NOT_INTEGER')
-    end
-    stored[k] = raw or '0'
-    pending[k] = tonumber(raw or '0')
-  end
-  local amount = tonumber(ARGV[3 * i - 2])
-  local limit = ARGV[3 * i - 1]
-  if check and refused < 0 and amount > 0 and limit ~= '' and pending[k] + amount > tonumber(limit) then
-    refused = i - 1
-  end
-  pending[k] = pending[k] + amount
-end
-local out = {refused < 0 and '1' or '0', tostring(refused)}
-for i = 1, n do
-  local k = KEYS[i]
-  if refused >= 0 then
-    out[2 + i] = stored[k]
-  elseif ARGV[3 * i - 2] == '0' then
-    out[2 + i] = redis.call('GET', k) or '0'
-  else
-    redis.call('INCRBY', k, ARGV[3 * i - 2])
-    local ttl = ARGV[3 * i]
-    if ttl ~= '' and redis.call('PTTL', k) == -1 then
-      redis.call('PEXPIRE', k, ttl)
-    end
-    out[2 + i] = redis.call('GET', k)
-  end
-end
-for i = 1, n do
-  out[2 + n + i] = tostring(redis.call('PTTL', KEYS[i]))
-end
-return out
-""".replace("NOT_INTEGER", _NOT_INTEGER)
-RESERVE_LUA = _COUNTERS_LUA.replace("CHECK_LIMITS", "true")
-ADD_LUA = _COUNTERS_LUA.replace("CHECK_LIMITS", "false")
+_NOT_INTEGER = NOT_INTEGER
 
 
 @contextlib.contextmanager
@@ -138,8 +90,8 @@ class RedisState:
         self._client: coredis.Redis[bytes] = coredis.Redis.from_url(redis_url, **options)
         # Pub/sub holds a dedicated connection; keep it off the command client's pool.
         self._sub_client: coredis.Redis[bytes] = coredis.Redis.from_url(redis_url, **options)
-        self._reserve: Script[bytes] = self._client.register_script(RESERVE_LUA)
-        self._add: Script[bytes] = self._client.register_script(ADD_LUA)
+        self._counters_script: Script[bytes] = self._client.register_script(BATCH_LUA)
+        self._counters = CounterBatcher(self._run_counters_script)
         self._callbacks: dict[bytes, list[Callable[[bytes], None]]] = {}
         self._wake = asyncio.Event()
         self._stack: contextlib.AsyncExitStack | None = None
@@ -167,6 +119,7 @@ class RedisState:
         stack, self._stack = self._stack, None
         if stack is None:
             return False
+        await self._counters.wait_idle()
         try:
             return bool(await stack.__aexit__(exc_type, exc, tb))
         except BaseExceptionGroup as group:
@@ -239,7 +192,7 @@ class RedisState:
         return (await self.add([Counter(key, amount, None, ttl_s)]))[0]
 
     async def reserve(self, items: Sequence[Counter]) -> Reservation:
-        reply = await self._run(self._reserve, items)
+        reply = await self._run(True, items)
         n = len(items)
         refused = int(reply[1])
         return Reservation(
@@ -250,23 +203,18 @@ class RedisState:
         )
 
     async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
-        reply = await self._run(self._add, items)
+        reply = await self._run(False, items)
         return tuple(int(v) for v in reply[2 : 2 + len(items)])
 
-    async def _run(self, script: Script[bytes], items: Sequence[Counter]) -> list[bytes]:
+    async def _run(self, check: bool, items: Sequence[Counter]) -> list[bytes]:
         check_counters(items)
         if not items:
             return [b"1", b"-1"]
-        keys = [self.prefix + item.key for item in items]
-        args: list[str] = []
-        for item in items:
-            ttl_ms = ttl_to_ms(item.ttl_s)
-            args += [str(item.amount), "" if item.limit is None else str(item.limit), str(ttl_ms or "")]
+        return await self._counters.submit(self.prefix, check, items)
+
+    async def _run_counters_script(self, keys: list[str], args: list[str]) -> list[bytes]:
         with _boundary():
-            reply: list[bytes] = await script(keys=keys, args=args)
-        if len(reply) != 2 + 2 * len(items):
-            raise RuntimeError(f"unexpected reply from counters script: {reply!r}")
-        return reply
+            return await self._counters_script(keys=keys, args=args)
 
     async def get_counters(self, keys: Sequence[str]) -> tuple[int, ...]:
         if not keys:

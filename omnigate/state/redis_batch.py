@@ -1,0 +1,207 @@
+"""Group commit for Redis counter operations: every reserve/add queued while a batch is in flight goes in the next one script call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import attrs
+
+from omnigate.state.base import Counter, ttl_to_ms
+
+NOT_INTEGER = "not an integer"
+MAX_OPS_PER_BATCH = 256
+
+# One script call runs a batch of operations in order, each exactly as if it ran alone (a script is
+# atomic, so the batch is too). KEYS holds the batch's distinct keys; ARGV[1] packs every operation in
+# one comma-separated string (the client's cost is per argument, so one argument per batch): per
+# operation its mode ('r' checks limits, 'a' only adds) and counter count n, then per counter the KEYS
+# index, amount, limit and ttl ms ('_' = none). Per operation the reply holds {admitted '1'|'0',
+# refused index or '-1', n values, n PTTLs} as strings (Lua numbers truncate), or {'E', message} when a
+# key holds something other than an integer: that operation changes nothing and the others still run.
+# Reads use pcall so a wrong-type key fails its own operation, never the batch (a failed script keeps
+# the writes it already made, which would leak earlier operations' counts).
+BATCH_LUA = """
+local t = {}
+for token in string.gmatch(ARGV[1], '[^,]+') do t[#t + 1] = token end
+local out = {}
+local at = 1
+while at <= #t do
+  local check = t[at] == 'r'
+  local n = tonumber(t[at + 1])
+  local base = at + 2
+  at = base + 4 * n
+  local keys, amounts, limits, ttls = {}, {}, {}, {}
+  for i = 1, n do
+    local p = base + 4 * (i - 1)
+    keys[i] = KEYS[tonumber(t[p])]
+    amounts[i] = t[p + 1]
+    limits[i] = t[p + 2]
+    ttls[i] = t[p + 3]
+  end
+  local stored, pending = {}, {}
+  local refused, failure = -1, nil
+  for i = 1, n do
+    local k = keys[i]
+    if failure == nil and stored[k] == nil then
+      local raw = redis.pcall('GET', k)
+      if type(raw) == 'table' and raw.err then
+        failure = 'ERR value at ' .. k .. ' is NOT_INTEGER (' .. raw.err .. ')'
+      elseif raw and not string.match(raw, '^%-?%d+$') then
+        failure = 'ERR value at ' .. k .. ' is NOT_INTEGER'
+      else
+        stored[k] = raw or '0'
+        pending[k] = tonumber(raw or '0')
+      end
+    end
+    if failure == nil then
+      local amount = tonumber(amounts[i])
+      if check and refused < 0 and amount > 0 and limits[i] ~= '_' and pending[k] + amount > tonumber(limits[i]) then
+        refused = i - 1
+      end
+      pending[k] = pending[k] + amount
+    end
+  end
+  if failure ~= nil then
+    out[#out + 1] = 'E'
+    out[#out + 1] = failure
+  else
+    out[#out + 1] = refused < 0 and '1' or '0'
+    out[#out + 1] = tostring(refused)
+    for i = 1, n do
+      local k = keys[i]
+      if refused >= 0 then
+        out[#out + 1] = stored[k]
+      elseif amounts[i] == '0' then
+        out[#out + 1] = redis.call('GET', k) or '0'
+      else
+        redis.call('INCRBY', k, amounts[i])
+        if ttls[i] ~= '_' and redis.call('PTTL', k) == -1 then
+          redis.call('PEXPIRE', k, ttls[i])
+        end
+        out[#out + 1] = redis.call('GET', k)
+      end
+    end
+    for i = 1, n do
+      out[#out + 1] = tostring(redis.call('PTTL', keys[i]))
+    end
+  end
+end
+return out
+""".replace("NOT_INTEGER", NOT_INTEGER)
+
+
+@attrs.define
+class Operation:
+    """One queued reserve (``check``) or add and the future its caller awaits."""
+
+    check: bool
+    keys: list[str]
+    items: Sequence[Counter]
+    future: asyncio.Future[list[bytes]]
+
+
+def encode(batch: Sequence[Operation]) -> tuple[list[str], str]:
+    """The batch's distinct keys and its one packed argument (see BATCH_LUA)."""
+    index: dict[str, int] = {}
+    tokens: list[str] = []
+    for op in batch:
+        tokens += ("r" if op.check else "a", str(len(op.items)))
+        for key, item in zip(op.keys, op.items, strict=True):
+            at = index.get(key)
+            if at is None:
+                at = index[key] = len(index) + 1
+            ttl_ms = ttl_to_ms(item.ttl_s)
+            tokens += (
+                str(at),
+                str(item.amount),
+                "_" if item.limit is None else str(item.limit),
+                "_" if ttl_ms is None else str(ttl_ms),
+            )
+    return list(index), ",".join(tokens)
+
+
+RunScript = Callable[[list[str], list[str]], Awaitable[list[bytes]]]
+
+
+class CounterBatcher:
+    """Queues counter operations and sends them in batches, one script call in flight at a time.
+
+    A lone request pays no wait (its batch leaves on the next loop iteration); under concurrency the
+    operations that arrive while a call is in flight share the next one, so Redis round trips and the
+    client's per-command cost are paid per batch, not per request. An operation whose caller was
+    cancelled before its batch left is dropped; once sent it runs, like a single command would.
+    """
+
+    def __init__(self, run_script: RunScript, max_ops: int = MAX_OPS_PER_BATCH) -> None:
+        self._run_script = run_script
+        self._max_ops = max_ops
+        self._queue: list[Operation] = []
+        self._drain_task: asyncio.Task[None] | None = None
+
+    async def submit(self, prefix: str, check: bool, items: Sequence[Counter]) -> list[bytes]:
+        """Queue one operation and wait for its reply: {admitted, refused, values..., pttls...}."""
+        future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+        self._queue.append(Operation(check, [prefix + item.key for item in items], items, future))
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(self._drain(), name="omnigate-state-counters")
+        return await future
+
+    async def wait_idle(self) -> None:
+        """Wait until every queued operation has been sent and answered (before closing the client)."""
+        while self._drain_task is not None:
+            await asyncio.wait({self._drain_task})
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = [op for op in self._queue[: self._max_ops] if not op.future.done()]
+                del self._queue[: self._max_ops]
+                if batch:
+                    await self._send(batch)
+        finally:
+            self._drain_task = None
+
+    async def _send(self, batch: list[Operation]) -> None:
+        keys, packed = encode(batch)
+        try:
+            reply = await self._run_script(keys, [packed])
+        except Exception as error:
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(error)
+            return
+        except BaseException:
+            for op in batch:
+                op.future.cancel()
+            raise
+        try:
+            results = _split(reply, batch)
+        except (IndexError, ValueError):
+            results = [RuntimeError(f"unexpected reply from the counters script: {reply!r}")] * len(batch)
+        for op, result in zip(batch, results, strict=True):
+            if op.future.done():
+                continue
+            if isinstance(result, BaseException):
+                op.future.set_exception(result)
+            else:
+                op.future.set_result(result)
+
+
+def _split(reply: list[bytes], batch: list[Operation]) -> list[list[bytes] | BaseException]:
+    """Each operation's part of a batch reply (a ValueError for an operation that failed alone)."""
+    results: list[list[bytes] | BaseException] = []
+    at = 0
+    for op in batch:
+        if reply[at] == b"E":
+            results.append(ValueError(reply[at + 1].decode()))
+            at += 2
+        else:
+            width = 2 + 2 * len(op.keys)
+            if at + width > len(reply):
+                raise IndexError(at + width)
+            results.append(reply[at : at + width])
+            at += width
+    if at != len(reply):
+        raise ValueError(f"{len(reply) - at} unread reply items")
+    return results

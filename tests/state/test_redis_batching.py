@@ -1,0 +1,81 @@
+"""Counter operations on Redis are batched: fewer script calls than operations, each as if run alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import coredis
+import pytest
+
+from omnigate.state import Counter, SharedState
+
+from .harness import REDIS_URL, delete_prefix, lifespan_state, unique_prefix
+
+
+@pytest.fixture
+async def redis_state() -> AsyncIterator[tuple[SharedState, str]]:
+    prefix = unique_prefix()
+    async with lifespan_state(prefix) as state:
+        try:
+            yield state, prefix
+        finally:
+            await delete_prefix(prefix)
+
+
+async def script_calls() -> int:
+    async with coredis.Redis.from_url(REDIS_URL, decode_responses=True) as client:
+        stats = await client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+async def test_concurrent_reservations_share_script_calls_and_stay_exact(
+    redis_state: tuple[SharedState, str],
+) -> None:
+    state, _ = redis_state
+    before = await script_calls()
+    results = await asyncio.gather(*(state.reserve([Counter("rpm", 1, 50, 60.0)]) for _ in range(200)))
+    calls = await script_calls() - before
+    assert sum(r.admitted for r in results) == 50
+    assert sorted(r.values[0] for r in results if r.admitted) == list(range(1, 51))
+    assert all(r.values == (50,) for r in results if not r.admitted)
+    # Other tests may share this Redis, so only a bound: 200 operations went in far fewer calls.
+    assert calls < 100
+
+
+async def test_a_bad_key_fails_only_its_own_operation(redis_state: tuple[SharedState, str]) -> None:
+    state, prefix = redis_state
+    async with coredis.Redis.from_url(REDIS_URL) as client:
+        await client.set(prefix + "text", "abc")
+        await client.hset(prefix + "hash", {"f": "1"})
+    outcomes = await asyncio.gather(
+        state.add([Counter("good", 1)]),
+        state.reserve([Counter("good", 1, 10), Counter("text", 1)]),
+        state.add([Counter("hash", 1)]),
+        state.add([Counter("good", 1)]),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == (1,)
+    assert isinstance(outcomes[1], ValueError) and "not an integer" in str(outcomes[1])
+    assert isinstance(outcomes[2], ValueError) and "not an integer" in str(outcomes[2])
+    assert outcomes[3] == (2,)  # the failed reservation changed nothing
+    assert await state.get_counters(["good"]) == (2,)
+
+
+async def test_an_operation_cancelled_before_its_batch_left_is_dropped(
+    redis_state: tuple[SharedState, str],
+) -> None:
+    state, _ = redis_state
+    kept = asyncio.ensure_future(state.add([Counter("c", 1)]))
+    dropped = asyncio.ensure_future(state.add([Counter("c", 100)]))
+    await asyncio.sleep(0)  # both queued; the first batch is now in flight with both in it...
+    follow = asyncio.ensure_future(state.add([Counter("c", 1000)]))
+    late = asyncio.ensure_future(state.add([Counter("c", 10_000)]))
+    await asyncio.sleep(0)
+    late.cancel()  # ...while this one waits for the next batch and never leaves
+    assert (await kept)[0] in (1, 101)
+    await dropped
+    await follow
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    assert await state.get_counters(["c"]) == (1101,)
