@@ -43,6 +43,9 @@ _SEEDED_MAX = 100_000
 # (scope, period) of every budget, in the order counters are reserved and headers are written.
 BUDGETS = (("org", "daily"), ("org", "monthly"), ("project", "daily"), ("project", "monthly"))
 _WINDOWS: dict[str, Callable[[float], Window]] = {"daily": day_window, "monthly": month_window}
+_LIMIT_ATTRS = tuple(f"{scope}_{period}_budget_micros" for scope, period in BUDGETS)
+_NO_LIMITS = (None,) * len(BUDGETS)
+_LINES_CACHED_MAX = 10_000
 
 
 def usd_header(micros: int) -> str:
@@ -73,9 +76,12 @@ class BudgetLine:
     def name(self) -> str:
         return f"{self.scope} {self.period} budget"
 
-    @property
-    def key(self) -> str:
-        return f"budget:{self.scope}:{self.scope_id}:{self.window.label}"
+    key: str = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: f"budget:{self.scope}:{self.scope_id}:{self.window.label}", takes_self=True
+        ),
+    )
 
     @property
     def marker(self) -> str:
@@ -163,15 +169,15 @@ class BudgetPart:
     ttl_s: tuple[float, ...]
     strict: bool = True
     _stale: list[BudgetLine] = attrs.Factory(list)
+    counters: Sequence[Counter] = attrs.field(init=False)
 
-    @property
-    def counters(self) -> Sequence[Counter]:
+    def __attrs_post_init__(self) -> None:
         reserve = [
             Counter(line.key, self.amount, line.limit, ttl)
             for line, ttl in zip(self.lines, self.ttl_s, strict=True)
         ]
         # Markers ride along with amount 0: their TTL in the reply says whether the counters are complete.
-        return reserve + [Counter(line.marker, 0) for line in self.lines]
+        self.counters = reserve + [Counter(line.marker, 0) for line in self.lines]
 
     async def prepare(self) -> None:
         await self.seeder.ensure(self.lines)
@@ -245,15 +251,28 @@ class BudgetPolicy:
         self.settings = settings
         self.clock = clock
         self.seeder = Seeder(state, db, clock)
+        self._lines: dict[
+            tuple[Any, ...], tuple[BudgetLine, ...]
+        ] = {}  # budget lines are the same for a window
         joint_for(state).budget_commits = True
 
-    def lines(self, principal: Any, now: float) -> list[BudgetLine]:
-        lines = []
-        for scope, period in BUDGETS:
-            limit = getattr(principal, f"{scope}_{period}_budget_micros", None)
-            if limit is not None:
-                scope_id = getattr(principal, f"{scope}_id")
-                lines.append(BudgetLine(scope, scope_id, period, limit, _WINDOWS[period](now)))
+    def lines(self, principal: Any, now: float) -> tuple[BudgetLine, ...]:
+        limits = tuple(getattr(principal, attr, None) for attr in _LIMIT_ATTRS)
+        if limits == _NO_LIMITS:
+            return ()
+        windows = {period: window(now) for period, window in _WINDOWS.items()}
+        ids = {scope: getattr(principal, f"{scope}_id") for scope in ("org", "project")}
+        cache_key = (ids["org"], ids["project"], limits, windows["daily"].label, windows["monthly"].label)
+        lines = self._lines.get(cache_key)
+        if lines is None:
+            lines = tuple(
+                BudgetLine(scope, ids[scope], period, limit, windows[period])
+                for (scope, period), limit in zip(BUDGETS, limits, strict=True)
+                if limit is not None
+            )
+            if len(self._lines) >= _LINES_CACHED_MAX:
+                self._lines.clear()
+            self._lines[cache_key] = lines
         return lines
 
     def worst_case(self, call: Call, budget: BudgetLine) -> int:
@@ -286,7 +305,7 @@ class BudgetPolicy:
             return None
         amount = self.worst_case(call, lines[0])
         ttls = tuple(line.window.ttl_s(now, WINDOW_SLACK_S) for line in lines)
-        return BudgetPart(tuple(lines), amount, self.seeder, ttls)
+        return BudgetPart(lines, amount, self.seeder, ttls)
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         parts: list[Part] = call.state.pop(PENDING_PARTS, [])

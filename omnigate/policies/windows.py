@@ -49,7 +49,11 @@ class Window:
 
 
 def minute_window(now: float) -> Window:
-    index = math.floor(now / _MINUTE_S)
+    return _minute(math.floor(now / _MINUTE_S))
+
+
+@functools.lru_cache(maxsize=8)
+def _minute(index: int) -> Window:
     return Window("minute", f"m{index}", index * _MINUTE_S, (index + 1) * _MINUTE_S)
 
 
