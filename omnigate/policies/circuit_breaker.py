@@ -168,16 +168,15 @@ def build(context: PluginContext) -> CircuitBreakerPolicy:
     """CIRCUIT_BREAKER_BACKEND=redis shares the gateway's state (every process sees one breaker);
     ``memory`` keeps breakers in this process even when REDIS_URL is set."""
     settings = context.settings
-    if settings.circuit_breaker_backend == "redis":
-        state = context.state
-    else:
-        state = MemoryState(prefix=settings.state_prefix)
+    exclusive = settings.circuit_breaker_backend != "redis"
+    state = MemoryState(prefix=settings.state_prefix) if exclusive else context.state
     store = BreakerStore(
         state,
         failure_threshold=settings.circuit_breaker_failure_threshold,
         reset_timeout_s=settings.circuit_breaker_reset_timeout_s,
         half_open_max_calls=settings.circuit_breaker_half_open_max_calls,
         probe_ttl_s=settings.circuit_breaker_reset_timeout_s + settings.request_deadline_s,
+        exclusive=exclusive,
     )
     return CircuitBreakerPolicy(store)
 

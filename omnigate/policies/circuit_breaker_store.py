@@ -25,6 +25,7 @@ HALF_OPEN = "half_open"
 # Bookkeeping keys outlive any sane outage, yet do not litter the state forever.
 STATE_TTL_S = 24 * 3600.0
 MIN_OPEN_S = 0.001  # a reset timeout of 0 still needs a positive TTL
+MAX_CACHED_KEYS = 10_000
 
 
 @attrs.frozen
@@ -48,24 +49,45 @@ class BreakerStore:
         reset_timeout_s: float,
         half_open_max_calls: int,
         probe_ttl_s: float,
+        exclusive: bool = False,
     ) -> None:
         self.state = state
+        # Exclusive: nothing but this store writes the state (an in-process breaker), so a key seen closed
+        # with no failures stays so until this store records a failure, and admit needs no read for it.
+        self.exclusive = exclusive
+        self._healthy: dict[str, Admission] = {}
         self.failure_threshold = failure_threshold
         self.reset_timeout_s = max(reset_timeout_s, MIN_OPEN_S)
         self.half_open_max_calls = half_open_max_calls
         self.probe_ttl_s = probe_ttl_s
+        self._read_counters: dict[str, tuple[Counter, ...]] = {}  # the per-request read, built once per key
+
+    def _reads(self, key: str) -> tuple[Counter, ...]:
+        reads = self._read_counters.get(key)
+        if reads is None:
+            if len(self._read_counters) >= MAX_CACHED_KEYS:
+                self._read_counters.clear()
+            reads = tuple(Counter(f"cb:{key}:{name}", 0) for name in ("open", "tripped", "fail"))
+            self._read_counters[key] = reads
+        return reads
 
     async def admit(self, key: str) -> Admission:
-        seen = await self.state.reserve(
-            [Counter(f"cb:{key}:open", 0), Counter(f"cb:{key}:tripped", 0), Counter(f"cb:{key}:fail", 0)]
-        )
+        healthy = self._healthy.get(key)
+        if healthy is not None:
+            return healthy
+        seen = await self.state.reserve(self._reads(key))
         is_open, tripped, failures = seen.values
         if is_open > 0:
             ttl_ms = seen.ttls_ms[0]
             remaining = ttl_ms / 1000 if ttl_ms > 0 else self.reset_timeout_s
             return Admission(key, OPEN, False, failures=failures, retry_after_s=remaining)
         if tripped <= 0:
-            return Admission(key, CLOSED, True, failures=failures)
+            admission = Admission(key, CLOSED, True, failures=failures)
+            if self.exclusive and failures == 0:
+                if len(self._healthy) >= MAX_CACHED_KEYS:
+                    self._healthy.clear()
+                self._healthy[key] = admission
+            return admission
         probe = await self.state.reserve(
             [Counter(f"cb:{key}:probe", 1, limit=self.half_open_max_calls, ttl_s=self.probe_ttl_s)]
         )
@@ -87,6 +109,7 @@ class BreakerStore:
     async def record_failure(self, admission: Admission) -> str | None:
         """Counts the failure; opens (again) at the threshold, or at once when a probe failed."""
         key = admission.key
+        self._healthy.pop(key, None)
         (failures,) = await self.state.add([Counter(f"cb:{key}:fail", 1, ttl_s=STATE_TTL_S)])
         if admission.probe or failures >= self.failure_threshold:
             await self.state.set(f"cb:{key}:open", b"1", ttl_s=self.reset_timeout_s)
