@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import attrs
 
@@ -23,8 +23,9 @@ def compose(policies: Sequence[Policy], terminal: CallNext) -> CallNext:
 
 
 def _bind(policy: Policy, call_next: CallNext) -> CallNext:
-    async def step(call: Call) -> object:
-        return await policy(call, call_next)
+    # A plain function handing back the policy's coroutine: one coroutine frame per policy, not two.
+    def step(call: Call) -> Awaitable[object]:
+        return policy(call, call_next)
 
     return step
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
 
 from omnigate.http import get_header
 from omnigate.logs import request_id_var
@@ -12,8 +13,14 @@ from omnigate.types import SCOPE_REQUEST_ID, ASGIApp, Message, Receive, Scope, S
 _SANE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+# Ids only need to be unique, not secret: a random per-process prefix and a counter cost no system call
+# per request (uuid4 reads os.urandom each time). Each worker process imports this anew.
+_PROCESS_PREFIX = os.urandom(8).hex()
+_SEQUENCE = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
 def mint_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
+    return f"req_{_PROCESS_PREFIX}{next(_SEQUENCE) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 class RequestIdMiddleware:
