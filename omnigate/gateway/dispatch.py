@@ -13,7 +13,7 @@ from omnigate.chat.models import ChatRequest, ChatResult, ChatStream, StreamChun
 from omnigate.chat.validate import parse_chat_request
 from omnigate.errors import InvalidRequestError, OmnigateError, PermissionDeniedError, UpstreamError
 from omnigate.gateway.accounting import Ledger
-from omnigate.gateway.disconnect import ClientDisconnectedError, until_disconnect
+from omnigate.gateway.disconnect import ClientDisconnectedError, DisconnectWatch
 from omnigate.http import JSON_CONTENT_TYPE, header_pairs, send_error
 from omnigate.plugin.interfaces import Call
 from omnigate.runtime import Runtime
@@ -79,11 +79,13 @@ class ChatEndpoint:
             time.perf_counter(),
         )
         scope[SCOPE_OUTCOME] = ledger
+        watch = DisconnectWatch(receive)
         try:
             call = await self._admit(scope, receive, ledger)
-            result: ChatResult | ChatStream = await until_disconnect(engine.pipeline(call), receive)
+            watch.start()
+            result: ChatResult | ChatStream = await watch.run(engine.pipeline(call))
             if isinstance(result, ChatStream):
-                await self._relay(result, call, ledger, receive, send)
+                await self._relay(result, call, ledger, watch, send)
             else:
                 await self._respond(result, call, ledger, send)
         except ClientDisconnectedError:
@@ -92,6 +94,7 @@ class ChatEndpoint:
             ledger.finish(STATUS_ERROR, error.status_code, error_code=error.code)
             await send_error(send, error)
         finally:
+            watch.stop()
             if not ledger.finished:  # an unexpected failure or the server cancelling us
                 ledger.finish(STATUS_ERROR, 500, error_code="internal_error")
             await ledger.run_finalizers()
@@ -146,12 +149,12 @@ class ChatEndpoint:
         ledger.finish(STATUS_OK, 200, result.usage)
 
     async def _relay(
-        self, stream: ChatStream, call: Call, ledger: Ledger, receive: Receive, send: Send
+        self, stream: ChatStream, call: Call, ledger: Ledger, watch: DisconnectWatch, send: Send
     ) -> None:
         reply = self._reply(call, ledger, stream.id, stream.model)
         relay = _Relay(self.surface, reply, send)
         try:
-            await until_disconnect(relay.run(stream, call, self._headers(call, reply), ledger), receive)
+            await watch.run(relay.run(stream, call, self._headers(call, reply), ledger))
         except ClientDisconnectedError:
             ledger.finish(STATUS_CANCELLED, CLIENT_CLOSED, relay.usage, error_code="client_disconnected")
         except UpstreamError as error:
