@@ -37,19 +37,27 @@ class Clock:
         return self.now
 
 
-def store_on(state: Any, threshold: int = 2, half_open_max_calls: int = 1) -> BreakerStore:
+def store_on(
+    state: Any, threshold: int = 2, half_open_max_calls: int = 1, exclusive: bool = False
+) -> BreakerStore:
     return BreakerStore(
         state,
         failure_threshold=threshold,
         reset_timeout_s=30.0,
         half_open_max_calls=half_open_max_calls,
         probe_ttl_s=60.0,
+        exclusive=exclusive,
     )
 
 
-async def test_store_walks_closed_open_half_open_closed_on_a_fake_clock() -> None:
+# exclusive=True: an in-process breaker that skips the state read for keys it saw healthy.
+exclusive_or_shared = pytest.mark.parametrize("exclusive", [False, True], ids=["shared", "exclusive"])
+
+
+@exclusive_or_shared
+async def test_store_walks_closed_open_half_open_closed_on_a_fake_clock(exclusive: bool) -> None:
     clock = Clock()
-    store = store_on(MemoryState(clock=clock), threshold=2, half_open_max_calls=2)
+    store = store_on(MemoryState(clock=clock), threshold=2, half_open_max_calls=2, exclusive=exclusive)
     first = await store.admit("p:a")
     assert first.state == CLOSED and first.allowed
     assert await store.record_failure(first) is None
@@ -68,11 +76,15 @@ async def test_store_walks_closed_open_half_open_closed_on_a_fake_clock() -> Non
         await store.release_probe(probe)
     assert (await store.admit("p:a")).state == CLOSED
     assert (await store.admit("p:b")).state == CLOSED  # keys are independent
+    for _ in range(2):  # a key admitted healthy many times still counts its failures
+        await store.record_failure(await store.admit("p:a"))
+    assert (await store.admit("p:a")).state == OPEN
 
 
-async def test_a_failed_probe_opens_again_and_a_success_resets_the_count() -> None:
+@exclusive_or_shared
+async def test_a_failed_probe_opens_again_and_a_success_resets_the_count(exclusive: bool) -> None:
     clock = Clock()
-    store = store_on(MemoryState(clock=clock), threshold=3)
+    store = store_on(MemoryState(clock=clock), threshold=3, exclusive=exclusive)
     for _ in range(2):
         await store.record_failure(await store.admit("k"))
     await store.record_success(await store.admit("k"))
