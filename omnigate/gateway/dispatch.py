@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -14,6 +13,7 @@ from omnigate.chat.validate import parse_chat_request
 from omnigate.errors import InvalidRequestError, OmnigateError, PermissionDeniedError, UpstreamError
 from omnigate.gateway.accounting import Ledger
 from omnigate.gateway.disconnect import ClientDisconnectedError, DisconnectWatch
+from omnigate.gateway.pacing import CURRENT_PACER, StreamPacer
 from omnigate.http import JSON_CONTENT_TYPE, header_pairs, send_error
 from omnigate.plugin.interfaces import Call
 from omnigate.runtime import Runtime
@@ -161,14 +161,20 @@ class ChatEndpoint:
             if not relay.started:
                 raise  # nothing reached the client yet: answer with a proper error status
             logger.warning("stream from %s broke after the first byte: %s", call.target.provider, error.code)
-            await send({"type": "http.response.body", "body": self.surface.stream_error(error, reply)})
+            body = relay.take_held() + self.surface.stream_error(error, reply)
+            await send({"type": "http.response.body", "body": body})
             ledger.finish(STATUS_TRUNCATED, 200, relay.usage, error_code=error.code)
         finally:
             await stream.aclose()
 
 
 class _Relay:
-    """Relays one stream: headers with the first chunk, each chunk as it comes, then the terminal events."""
+    """Relays one stream: headers with the first chunk, then the chunks, then the terminal events.
+
+    Chunks go out as they come; while the reader has more already buffered (see
+    :mod:`omnigate.gateway.pacing`) they are held and sent together when it would wait, so a burst of
+    events read at once costs one send, and nothing waits on the network unsent.
+    """
 
     def __init__(self, surface: Surface, reply: Reply, send: Send) -> None:
         self.surface = surface
@@ -177,31 +183,51 @@ class _Relay:
         self.started = False
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.pacer = StreamPacer(self._flush)
+        self._held: list[bytes] = []
 
     async def _body(self, data: bytes, more: bool = True) -> None:
         if data or not more:
             message: Message = {"type": "http.response.body", "body": data, "more_body": more}
             await self.send(message)
 
+    async def _emit(self, data: bytes) -> None:
+        if self.pacer.cooperative:
+            self._held.append(data)
+        else:
+            await self._body(data)
+
+    def take_held(self) -> bytes:
+        held, self._held = b"".join(self._held), []
+        return held
+
+    async def _flush(self) -> None:
+        if self._held:
+            await self._body(self.take_held())
+
+    async def _start(self, headers: list[tuple[bytes, bytes]]) -> None:
+        # Headers wait for the first chunk, so an upstream failing before it still gets a real status.
+        await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+        self.started = True
+        await self._body(self.surface.stream_start(self.reply))
+
     async def run(
         self, stream: ChatStream, call: Call, headers: list[tuple[bytes, bytes]], ledger: Ledger
     ) -> None:
-        async for chunk in stream:
-            if not self.started:
-                # Headers wait for the first chunk, so an upstream failing before it still gets a real status.
-                await self.send(
-                    {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers}
-                )
-                self.started = True
-                await self._body(self.surface.stream_start(self.reply))
-            self._note(chunk)
-            await self._body(self.surface.stream_chunk(chunk, self.reply))
+        token = CURRENT_PACER.set(self.pacer)
+        try:
+            async for chunk in stream:
+                if not self.started:
+                    await self._start(headers)
+                self._note(chunk)
+                await self._emit(self.surface.stream_chunk(chunk, self.reply))
+        finally:
+            CURRENT_PACER.reset(token)
         if not self.started:
-            await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
-            self.started = True
-            await self._body(self.surface.stream_start(self.reply))
+            await self._start(headers)
         self.reply.cost_micros = ledger.cost(self.usage)
-        await self._body(self.surface.stream_end(self.usage, self.finish_reason, self.reply), more=False)
+        end = self.surface.stream_end(self.usage, self.finish_reason, self.reply)
+        await self._body(self.take_held() + end, more=False)
         ledger.finish(STATUS_OK, 200, self.usage)
 
     def _note(self, chunk: StreamChunk) -> None:
@@ -209,20 +235,6 @@ class _Relay:
             self.usage = chunk.usage
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
-
-
-async def _timed(stream: ChatStream, call: Call) -> AsyncIterator[StreamChunk]:
-    """The stream's chunks, adding the time spent waiting for each to ``call.upstream_s``."""
-    iterator = aiter(stream)
-    while True:
-        started = time.perf_counter()
-        try:
-            chunk = await anext(iterator)
-        except StopAsyncIteration:
-            return
-        finally:
-            call.upstream_s += time.perf_counter() - started
-        yield chunk
 
 
 def _wants_usage(request: ChatRequest, surface: str) -> bool:

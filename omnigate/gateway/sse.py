@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import attrs
 
+from omnigate.gateway.pacing import iter_body
 from omnigate.gateway.upstream import TRANSPORT_ERRORS, transport_error
 
 
@@ -26,7 +27,7 @@ async def iter_sse(response: aiohttp.ClientResponse, provider: str) -> AsyncIter
     data_lines: list[str] = []
     event_name: str | None = None
     try:
-        async for piece in response.content.iter_any():
+        async for piece in iter_body(response):
             buffer += piece
             while True:
                 line, separator, rest = _split_line(buffer)

@@ -1,0 +1,47 @@
+"""Stream pacing: the relay holds rendered events while more are already buffered, and sends them when the reader would wait."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+
+
+class StreamPacer:
+    """Installed by the relay for one stream. A reader that calls :func:`before_upstream_wait` right
+    before it blocks on the network marks itself cooperative; from then on the relay may hold events
+    and send them in one piece, because the reader promises to flush before any wait. A reader that
+    never calls it (a plugin reading the body its own way) gets every event sent as it comes."""
+
+    def __init__(self, flush: Callable[[], Awaitable[None]]) -> None:
+        self.flush = flush
+        self.cooperative = False
+
+
+CURRENT_PACER: contextvars.ContextVar[StreamPacer | None] = contextvars.ContextVar(
+    "omnigate_stream_pacer", default=None
+)
+
+
+async def before_upstream_wait() -> None:
+    """Readers call this just before awaiting upstream bytes: whatever the relay holds goes out now."""
+    pacer = CURRENT_PACER.get()
+    if pacer is not None:
+        pacer.cooperative = True
+        await pacer.flush()
+
+
+async def iter_body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The response body in pieces as they arrive, flushing the relay before every wait."""
+    content = response.content
+    while True:
+        piece = content.read_nowait()
+        if not piece:
+            if content.at_eof():
+                return
+            await before_upstream_wait()
+            piece = await content.readany()
+            if not piece:
+                return
+        yield piece

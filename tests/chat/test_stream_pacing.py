@@ -1,0 +1,91 @@
+"""Stream pacing: events read in one burst leave in one send, and nothing is held while the reader waits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from omnigate.chat.models import ChatStream, StreamChunk, Usage
+from omnigate.gateway.dispatch import _Relay
+from omnigate.gateway.pacing import before_upstream_wait
+from omnigate.surfaces.base import Reply
+from omnigate.surfaces.openai import OpenAISurface
+from omnigate.types import Message
+
+
+class Ledger:
+    """The two things the relay asks of the request's ledger."""
+
+    def __init__(self) -> None:
+        self.finished: tuple[str, int] | None = None
+
+    def cost(self, usage: Usage | None) -> int | None:
+        return None
+
+    def finish(self, status: str, http_status: int, usage: Usage | None = None, **_: Any) -> None:
+        self.finished = (status, http_status)
+
+
+def bodies(sent: list[Message]) -> list[bytes]:
+    return [m["body"] for m in sent if m["type"] == "http.response.body"]
+
+
+def text_sends(sent_bodies: list[bytes]) -> list[bytes]:
+    """The sends carrying model text (the opening role event carries none)."""
+    return [b for b in sent_bodies if any(f'"content":"{w}"'.encode() in b for w in "abcd")]
+
+
+def relay_for(sent: list[Message]) -> _Relay:
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    reply = Reply(request_id="req_1", id="chat_1", model="m", provider="openai", created=0)
+    return _Relay(OpenAISurface(), reply, send)
+
+
+async def close() -> None:
+    return None
+
+
+async def test_a_burst_leaves_in_one_send_before_the_reader_waits_again() -> None:
+    sent: list[Message] = []
+    network = asyncio.Event()
+    waiting = asyncio.Event()
+    held_at_wait: list[list[bytes]] = []
+
+    async def reader() -> AsyncGenerator[StreamChunk, None]:
+        await before_upstream_wait()  # waits for the first read
+        for word in ("a", "b", "c"):  # one read carried three events
+            yield StreamChunk(text=word)
+        await before_upstream_wait()
+        held_at_wait.append(bodies(sent))
+        waiting.set()
+        await network.wait()
+        yield StreamChunk(text="d", finish_reason="stop")
+
+    relay = relay_for(sent)
+    ledger = Ledger()
+    run = asyncio.ensure_future(relay.run(ChatStream("chat_1", "m", reader(), close), None, [], ledger))  # type: ignore[arg-type]
+    await asyncio.wait_for(waiting.wait(), 5)
+    burst = text_sends(held_at_wait[0])
+    assert len(burst) == 1  # a, b and c together, sent before the wait
+    assert all(f'"content":"{w}"'.encode() in burst[0] for w in "abc")
+    network.set()
+    await run
+    last = sent[-1]
+    assert last["more_body"] is False and b'"content":"d"' in last["body"] and b"[DONE]" in last["body"]
+    assert ledger.finished == ("ok", 200)
+
+
+async def test_a_reader_that_never_says_it_waits_gets_every_event_sent_as_it_comes() -> None:
+    sent: list[Message] = []
+
+    async def reader() -> AsyncGenerator[StreamChunk, None]:
+        for word in ("a", "b", "c"):
+            yield StreamChunk(text=word)
+            await asyncio.sleep(0)
+
+    relay = relay_for(sent)
+    await relay.run(ChatStream("chat_1", "m", reader(), close), None, [], Ledger())  # type: ignore[arg-type]
+    assert len(text_sends(bodies(sent))) == 3
