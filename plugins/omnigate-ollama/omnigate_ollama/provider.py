@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 import aiohttp
 from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import UpstreamError
+from omnigate.gateway.pacing import iter_body
 from omnigate.gateway.streams import relay_stream
 from omnigate.gateway.upstream import TRANSPORT_ERRORS, new_session, post, read_body, transport_error
 from omnigate.plugin.interfaces import Call
@@ -61,7 +62,7 @@ async def iter_lines(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, 
     """Non-empty NDJSON lines as they arrive; a last line without its newline is still delivered."""
     buffer = b""
     try:
-        async for piece in response.content.iter_any():
+        async for piece in iter_body(response):  # lets the gateway send a burst of lines at once
             buffer += piece
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
