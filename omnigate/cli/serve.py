@@ -42,8 +42,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
         graceful_timeout_s=settings.graceful_timeout_s,
         reload=bool(args.reload),
     )
-    RUNNERS[args.server](options)
-    return 0
+    return RUNNERS[args.server](options)
 
 
 @hookimpl

@@ -110,13 +110,18 @@ def gateway_env(upstream: str, **env: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("launcher", LAUNCHERS)
-async def test_sigterm_lets_an_open_stream_finish(launcher: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("launcher", "workers"),
+    [("hypercorn-config", None), *((f"serve-{server}", workers) for server in SERVERS for workers in (1, 2))],
+)
+async def test_sigterm_lets_an_open_stream_finish(launcher: str, workers: int | None, tmp_path: Path) -> None:
+    """With two workers, the idle one is done at once while the other still streams: the server waits."""
     async with FakeOpenAI() as fake:
         pieces = [f"p{i} " for i in range(PIECES)]
         fake.enqueue(Reply.text(pieces, chunk_delay_s=PIECE_DELAY_S))
         env = gateway_env(fake.base_url, DATABASE_URL=f"sqlite:///{tmp_path / 'omnigate.db'}")
-        async with launched(launcher, env, tmp_path) as (process, base_url):
+        extra = ("--workers", str(workers)) if workers else ()
+        async with launched(launcher, env, tmp_path, *extra) as (process, base_url):
             await wait_ready(base_url, process, tmp_path)
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
                 tenant = await create_tenant(client)
@@ -142,13 +147,19 @@ async def test_sigterm_lets_an_open_stream_finish(launcher: str, tmp_path: Path)
             assert await asyncio.wait_for(process.wait(), timeout=20) == 0, tail(tmp_path)
 
 
+def busy_workers(directory: Path | None, counts: dict[str, float]) -> int:
+    return 1 if directory is None else len([n for n in counts.values() if n > 0])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers through /proc")
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("server", SERVERS)
-async def test_sigterm_with_two_workers_writes_every_usage_record_before_exit(
-    server: str, postgres_url: str, redis_url: str, tmp_path: Path
+async def test_sigterm_to_the_group_writes_every_usage_record_before_exit(
+    server: str, workers: int, postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     """Inserts into usage_records are held back by a table lock until after SIGTERM, so every record
-    found afterwards was written by a worker's shutdown, and the server may not exit before that."""
+    found afterwards was written by a worker's shutdown, and the server may not exit before that.
+    SIGTERM goes to every process of the server at once, as a service manager's stop does."""
     truncate_postgres(postgres_url)
     async with FakeOpenAI() as fake:
         env = gateway_env(
@@ -159,34 +170,34 @@ async def test_sigterm_with_two_workers_writes_every_usage_record_before_exit(
             OMNIGATE_STATE_PREFIX=f"test:{uuid.uuid4().hex[:8]}:",
         )
         launcher = f"serve-{server}"
-        async with launched(launcher, env, tmp_path, "--workers", "2") as (process, base_url):
+        async with launched(launcher, env, tmp_path, "--workers", str(workers)) as (process, base_url):
             await wait_ready(base_url, process, tmp_path)
-            directory = worker_directory(process.pid)
+            directory = worker_directory(process.pid) if workers > 1 else None
             async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
                 tenant = await create_tenant(client)
 
             async def one_chat() -> None:
-                # A connection per request, so the kernel spreads them over both workers' accept().
+                # A connection per request, so the kernel spreads them over the workers' accept().
                 async with httpx.AsyncClient(base_url=base_url, timeout=20) as fresh:
                     response = await fresh.post("/v1/chat/completions", json=CHAT, headers=tenant.headers)
                     assert response.status_code == 200, response.text
 
             async with await psycopg.AsyncConnection.connect(postgres_url) as lock:
                 await lock.execute("LOCK TABLE usage_records IN EXCLUSIVE MODE")  # reads pass, inserts wait
-                sent = 0
+                sent, counts = 0, {}
                 while sent < 400:
                     await asyncio.gather(*(one_chat() for _ in range(20)))
                     sent += 20
-                    per_worker = await settled(directory, sent)
-                    if len([n for n in per_worker.values() if n > 0]) == 2:
+                    counts = await settled(directory, sent) if directory else {}
+                    if busy_workers(directory, counts) == workers:
                         break
-                assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker
-                process.send_signal(signal.SIGTERM)
+                assert busy_workers(directory, counts) == workers, counts
+                os.killpg(process.pid, signal.SIGTERM)
                 await asyncio.sleep(2.0)
                 assert process.returncode is None, f"exited with records unwritten:\n{tail(tmp_path)}"
                 await lock.rollback()  # releases the lock: the blocked inserts go through
             assert await asyncio.wait_for(process.wait(), timeout=30) == 0, tail(tmp_path)
-    assert not directory.exists(), "the private metrics directory is removed when the server stops"
+    assert directory is None or not directory.exists(), "the private metrics directory is removed"
     with psycopg.connect(postgres_url) as conn:
         row = conn.execute(
             "SELECT count(*) FROM usage_records WHERE project_id = %s", (tenant.project_id,)
