@@ -135,7 +135,7 @@ def test_runtime_contains_the_migrations_where_the_gateway_looks(stages: list[St
         for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    for path in ["migrations/0001_initial.sql", "docker/hypercorn.toml", "omnigate/app.py", "pyproject.toml"]:
+    for path in ["migrations/0001_initial.sql", "omnigate/cli/serve.py", "pyproject.toml"]:
         assert not any(
             fnmatch.fnmatch(path, pattern) or path.startswith(pattern + "/") for pattern in ignored
         ), path
@@ -193,53 +193,108 @@ def command_script(stages: list[Stage]) -> str:
     (command,) = runtime_of(stages).all("CMD")
     argv = exec_form(command)
     assert argv[:2] == ["sh", "-c"] and len(argv) == 3
-    assert argv[2].startswith(("exec ", "grace=")) and "exec hypercorn" in argv[2]
     return argv[2]
+
+
+def console_script() -> str:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    (name,) = [name for name, target in scripts.items() if target == "omnigate.cli:main"]
+    return str(name)
+
+
+def stand_in(directory: Path, body: str) -> None:
+    """An executable named like the console script, first on the PATH the command runs with."""
+    path = directory / console_script()
+    path.write_text(body)
+    path.chmod(0o755)
+
+
+async def run_command(script: str, directory: Path, env: dict[str, str]) -> tuple[int, str, int]:
+    """The command under ``sh -c`` as the image runs it; returns the shell's pid, output and exit code."""
+    base = {k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES}
+    process = await asyncio.create_subprocess_exec(
+        "sh",
+        "-c",
+        script,
+        env={**base, **env, "PATH": f"{directory}{os.pathsep}{os.environ['PATH']}"},
+        cwd=directory,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.pid, out.decode(), process.returncode
+
+
+SERVER_VARIABLES = ("HOST", "PORT", "WORKERS", "GRACEFUL_TIMEOUT_S", "DATABASE_URL", "REDIS_URL")
+SERVE = ["serve", "--host", "0.0.0.0"]
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, ["--bind", "0.0.0.0:8080", "--workers", "1", "--graceful-timeout", "120"]),
+        ({}, [*SERVE, "--port", "8080", "--workers", "1", "grace=120"]),
         (
             {"PORT": "", "WORKERS": "", "GRACEFUL_TIMEOUT_S": ""},
-            ["--bind", "0.0.0.0:8080", "--workers", "1", "--graceful-timeout", "120"],
+            [*SERVE, "--port", "8080", "--workers", "1", "grace=120"],
         ),
         (
             {"PORT": "9000", "WORKERS": "4", "GRACEFUL_TIMEOUT_S": "45.5", "HOST": "127.0.0.1"},
-            ["--bind", "0.0.0.0:9000", "--workers", "4", "--graceful-timeout", "45"],
+            [*SERVE, "--port", "9000", "--workers", "4", "grace=45.5"],
         ),
     ],
 )
-async def test_command_takes_port_workers_and_grace_from_the_environment(
+async def test_command_execs_serve_with_port_workers_and_grace_from_the_environment(
     stages: list[Stage], tmp_path: Path, env: dict[str, str], expected: list[str]
 ) -> None:
-    """The real `sh -c` command, with a stand-in `hypercorn` on PATH that prints its arguments."""
-    stand_in = tmp_path / "hypercorn"
-    stand_in.write_text('#!/bin/sh\nfor arg in "$@"; do echo "$arg"; done\n')
-    stand_in.chmod(0o755)
-    base = {k: v for k, v in os.environ.items() if k not in ("PORT", "WORKERS", "GRACEFUL_TIMEOUT_S")}
-    process = await asyncio.create_subprocess_exec(
-        "sh",
-        "-c",
-        command_script(stages),
-        env={**base, **env, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"},
-        stdout=asyncio.subprocess.PIPE,
+    """The real `sh -c` command, with a stand-in console script that prints its pid, arguments and grace."""
+    stand_in(
+        tmp_path,
+        '#!/bin/sh\necho "$$"; for arg in "$@"; do echo "$arg"; done\necho "grace=$GRACEFUL_TIMEOUT_S"\n',
     )
-    out, _ = await process.communicate()
-    assert process.returncode == 0
-    args = out.decode().splitlines()
-    assert args[:2] == ["--config", "/etc/omnigate/hypercorn.toml"] and args[-1] == "omnigate.asgi:app"
-    assert args[2:-1] == expected
+    shell_pid, out, returncode = await run_command(command_script(stages), tmp_path, env)
+    assert returncode == 0
+    pid, *args = out.splitlines()
+    assert int(pid) == shell_pid, "the shell must exec the gateway, so that it is PID 1 and gets SIGTERM"
+    assert args == expected
 
 
-def test_command_config_and_app_exist(stages: list[Stage]) -> None:
+@pytest.mark.parametrize(("grace", "expected"), [("", 120.0), ("45.5", 45.5)])
+async def test_serve_started_by_the_command_takes_its_grace_from_the_environment(
+    stages: list[Stage], tmp_path: Path, grace: str, expected: float
+) -> None:
+    """The real CLI under the command (only the server start replaced): what `serve` would run hypercorn with."""
+    stand_in(
+        tmp_path,
+        f"#!{sys.executable}\n"
+        "import sys, attrs, orjson\n"
+        "from omnigate.cli import main, servers\n"
+        "servers.RUNNERS['hypercorn'] = lambda options: print(orjson.dumps(attrs.asdict(options)).decode()) or 0\n"
+        "sys.exit(main())\n",
+    )
+    env = {
+        "GRACEFUL_TIMEOUT_S": grace,
+        "WORKERS": "2",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'omnigate.db'}",
+        "OMNIGATE_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    _, out, returncode = await run_command(command_script(stages), tmp_path, env)
+    assert returncode == 0, out
+    options = json.loads(out.splitlines()[-1])
+    assert options == {
+        "host": "0.0.0.0",
+        "port": 8080,
+        "workers": 2,
+        "graceful_timeout_s": expected,
+        "reload": False,
+    }
+    assert (tmp_path / "omnigate.db").is_file(), "embedded SQLite is migrated before the server starts"
+
+
+def test_command_runs_the_installed_console_script(stages: list[Stage]) -> None:
     runtime = runtime_of(stages)
-    copies = [args.split() for args in runtime.all("COPY")]
-    assert ["docker/hypercorn.toml", "/etc/omnigate/hypercorn.toml"] in copies
-    assert "/etc/omnigate/hypercorn.toml" in command_script(stages)
-    import importlib.util
-
-    assert importlib.util.find_spec("omnigate.asgi") is not None
+    assert f"exec {console_script()} serve " in command_script(stages)
+    # An empty GRACEFUL_TIMEOUT_S (compose passes one when .env leaves it out) keeps the image's default.
+    image_default = runtime.env()["GRACEFUL_TIMEOUT_S"]
+    assert "${GRACEFUL_TIMEOUT_S:-" + image_default + "}" in command_script(stages)
     exposed = runtime.all("EXPOSE")
     assert exposed == [runtime.env()["PORT"]]

@@ -23,28 +23,18 @@ from omnigate.testing import FakeOpenAI, Reply
 from tests.chat.conftest import create_tenant
 from tests.conftest import ADMIN_KEY, SECRET_KEY, truncate_postgres
 from tests.observability.test_workers import settled, worker_directory
-from tests.packaging.conftest import DOCKER
 
 # Longer than hypercorn's own default graceful timeout (3 s): with the defaults this stream would be cut.
 PIECES, PIECE_DELAY_S = 9, 0.5
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
-# How the gateway is started: the container's hypercorn config file, or `serve` under each server.
-LAUNCHERS = {
-    "hypercorn-config": ["-m", "hypercorn", "--config", str(DOCKER / "hypercorn.toml"), "omnigate.asgi:app"],
-    **{f"serve-{server}": ["-m", "omnigate", "serve", "--server", server] for server in SERVERS},
-}
+# How the gateway is started: `serve` under each server (the container runs `serve` under hypercorn).
+LAUNCHERS = {f"serve-{server}": ["-m", "omnigate", "serve", "--server", server] for server in SERVERS}
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def bind_args(launcher: str, port: int) -> list[str]:
-    if launcher == "hypercorn-config":
-        return ["--bind", f"127.0.0.1:{port}"]  # only the bind address differs from the container's
-    return ["--port", str(port)]
 
 
 @contextlib.asynccontextmanager
@@ -62,7 +52,8 @@ async def launched(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *LAUNCHERS[launcher],
-        *bind_args(launcher, port),
+        "--port",
+        str(port),
         *extra,
         env={**inherited, **env},
         cwd=cwd,
@@ -112,16 +103,15 @@ def gateway_env(upstream: str, **env: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("launcher", "workers"),
-    [("hypercorn-config", None), *((f"serve-{server}", workers) for server in SERVERS for workers in (1, 2))],
+    [(f"serve-{server}", workers) for server in SERVERS for workers in (1, 2)],
 )
-async def test_sigterm_lets_an_open_stream_finish(launcher: str, workers: int | None, tmp_path: Path) -> None:
+async def test_sigterm_lets_an_open_stream_finish(launcher: str, workers: int, tmp_path: Path) -> None:
     """With two workers, the idle one is done at once while the other still streams: the server waits."""
     async with FakeOpenAI() as fake:
         pieces = [f"p{i} " for i in range(PIECES)]
         fake.enqueue(Reply.text(pieces, chunk_delay_s=PIECE_DELAY_S))
         env = gateway_env(fake.base_url, DATABASE_URL=f"sqlite:///{tmp_path / 'omnigate.db'}")
-        extra = ("--workers", str(workers)) if workers else ()
-        async with launched(launcher, env, tmp_path, *extra) as (process, base_url):
+        async with launched(launcher, env, tmp_path, "--workers", str(workers)) as (process, base_url):
             await wait_ready(base_url, process, tmp_path)
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
                 tenant = await create_tenant(client)
