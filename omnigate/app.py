@@ -170,6 +170,10 @@ class _PluginWrapper:
         await self.app(scope, receive, send)
 
 
+class UnmigratedDatabaseError(RuntimeError):
+    """A production database is behind the code's migrations: the gateway refuses to start on it."""
+
+
 async def prepare_database(settings: Settings) -> None:
     """Embedded mode migrates itself; production refuses to serve an unmigrated database."""
     if settings.is_embedded_db:
@@ -181,7 +185,7 @@ async def prepare_database(settings: Settings) -> None:
         if not applied
     ]
     if pending:
-        raise RuntimeError(
+        raise UnmigratedDatabaseError(
             f"the database has {len(pending)} unapplied migration(s) ({', '.join(pending)}): "
             "run 'omnigate-gateway db upgrade' first"
         )

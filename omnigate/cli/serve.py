@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from omnigate import hookimpl
+from omnigate.cli import CliError
 from omnigate.plugin.registry import CommandContext, CommandRegistry
 
 
@@ -29,12 +30,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, context: CommandContext) -> int:
     import asyncio
 
-    from omnigate.app import prepare_database
+    from omnigate.app import UnmigratedDatabaseError, prepare_database
     from omnigate.cli.servers import RUNNERS, ServeOptions, require
 
     require(args.server)
     settings = context.settings
-    asyncio.run(prepare_database(settings))  # once, before any worker starts
+    try:
+        asyncio.run(prepare_database(settings))  # once, before any worker starts
+    except UnmigratedDatabaseError as exc:
+        raise CliError(str(exc)) from None
     options = ServeOptions(
         host=args.host or settings.host,
         port=args.port or settings.port,
