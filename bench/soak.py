@@ -26,101 +26,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import aiohttp
 import attrs
-import orjson
 
-from bench.fault_upstream import BREAK, FAIL_429, FAIL_500, SLOW
+from bench.mixload import DEFAULT_MIX, Plan, Tally, client, parse_mix
 from bench.procs import ROOT, free_port, python, started, tree_rss_mb, wait_port, wait_ready
 from bench.run import REDIS_URL, SECRET_KEY, omnigate_env, postgres_database, provision
 
 GROWTH_LIMIT_PCT = 10.0
 TENANTS = 3  # each an org + project with limits and budgets, so per-tenant state is exercised (1 in --smoke)
-MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "gpt-4.1-mini", "openai/gpt-3.5-turbo")
-BAD_KEYS = tuple(f"og-soak-revoked-{i}" for i in range(3))
 # A log line's timestamp and request id, so lines that say the same thing are counted together.
 LOG_NOISE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ |\[req_[0-9a-f]+\] ")
 MAX_LOG_KINDS = 50
-DEFAULT_MIX = "json:50,stream:30,error:8,disconnect:7,denied:5"
-
-
-@attrs.frozen
-class Variant:
-    name: str
-    stream: bool
-    expect: str  # the outcome a healthy gateway gives: an HTTP status, or "cut" for a client that left
-    marker: str = ""  # a fault for the fake upstream, see bench/fault_upstream.py
-    cut: bool = False  # the client leaves after the first bytes of the stream
-    bad_key: bool = False
-    model: str | None = None  # None: one of MODELS at random
-
-
-VARIANTS_BY_KIND = {
-    "json": (Variant("json", False, "200"),),
-    "stream": (Variant("stream", True, "200"),),
-    # After the retries: an upstream 500 becomes 502, a 429 stays 429; a broken stream is a 200
-    # whose body ends in an error event.
-    "error": (
-        Variant("upstream-500", False, "502", FAIL_500),
-        Variant("upstream-429", False, "429", FAIL_429),
-        Variant("upstream-break", True, "200", BREAK),
-    ),
-    "disconnect": (Variant("client-cut", True, "cut", SLOW, cut=True),),
-    # A revoked or mistyped key; a model without a price, which a tenant with a budget may not use.
-    "denied": (
-        Variant("bad-key", False, "401", bad_key=True),
-        Variant("unpriced-model", False, "400", model="gpt-soak-unpriced"),
-    ),
-}
-
-
-@attrs.define
-class Plan:
-    variants: list[Variant]
-    weights: list[float]
-    keys: list[str]
-
-    def pick(self, rng: random.Random) -> tuple[Variant, bytes, dict[str, str]]:
-        variant = rng.choices(self.variants, self.weights)[0]
-        body = {
-            "model": variant.model or rng.choice(MODELS),
-            "messages": [{"role": "user", "content": f"Say twenty words.{variant.marker}"}],
-            "max_tokens": 64,
-        }
-        if variant.stream:
-            body["stream"] = True
-        key = rng.choice(BAD_KEYS if variant.bad_key else self.keys)
-        headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
-        return variant, orjson.dumps(body), headers
-
-
-def parse_mix(raw: str, keys: list[str]) -> Plan:
-    """`json,stream` (equal shares) or `json:60,stream:30,error:10`; a kind's share is split over its variants."""
-    variants: list[Variant] = []
-    weights: list[float] = []
-    for item in raw.split(","):
-        kind, _, share = item.strip().partition(":")
-        if kind not in VARIANTS_BY_KIND:
-            raise SystemExit(f"unknown kind {kind!r} in --mix (known: {', '.join(VARIANTS_BY_KIND)})")
-        for variant in VARIANTS_BY_KIND[kind]:
-            variants.append(variant)
-            weights.append(float(share or 1) / len(VARIANTS_BY_KIND[kind]))
-    return Plan(variants, weights, keys)
-
-
-@attrs.define
-class Tally:
-    finished: int = 0
-    outcomes: collections.Counter[tuple[str, str]] = attrs.field(factory=collections.Counter)
-    expected: dict[str, str] = attrs.field(factory=dict)
-
-    def record(self, variant: Variant, outcome: str) -> None:
-        self.finished += 1
-        self.outcomes[variant.name, outcome] += 1
-        self.expected[variant.name] = variant.expect
-
-    def unexpected(self) -> int:
-        return sum(n for (name, outcome), n in self.outcomes.items() if outcome != self.expected[name])
 
 
 @attrs.frozen
@@ -128,38 +44,14 @@ class Sample:
     t_s: float  # seconds since the baseline; negative during the warm-up
     phase: str
     rss_mb: float  # the serving worker process
-    tree_mb: float  # the whole server process tree (hypercorn's parent included)
+    tree_mb: float  # the whole server process tree (the supervising parent included)
     rps: float  # requests finished per second since the previous sample, whatever their outcome
     finished: int
     load1: float
 
 
-async def send(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], cut: bool
-) -> str:
-    try:
-        async with session.post(url, data=body, headers=headers) as response:
-            if cut and response.status == 200:
-                await response.content.readany()
-                response.close()  # drops the connection in the middle of the stream
-                return "cut"
-            async for _ in response.content.iter_any():
-                pass
-            return str(response.status)
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        return type(exc).__name__
-
-
-async def client(url: str, plan: Plan, rng: random.Random, tally: Tally, stop_at: float) -> None:
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(timeout=timeout) as session:  # one keep-alive connection each
-        while time.monotonic() < stop_at:
-            variant, body, headers = plan.pick(rng)
-            tally.record(variant, await send(session, url, body, headers, variant.cut))
-
-
 def worker_pid(server_pid: int) -> int:
-    """hypercorn's worker: the biggest child of the server process (the parent only supervises)."""
+    """The serving worker: the biggest child of the server process (the parent only supervises), else itself."""
     children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
     return max((int(pid) for pid in children), key=tree_rss_mb, default=server_pid)
 
@@ -256,7 +148,9 @@ class Gateway:
     stderr: StderrTail
 
 
-def start_gateway(stack: contextlib.ExitStack, config: str, upstream: str, tenants: int) -> Gateway:
+def start_gateway(
+    stack: contextlib.ExitStack, config: str, server: str, upstream: str, tenants: int
+) -> Gateway:
     """The same configurations as bench/run.py's omnigate-prod and omnigate-embedded, with several tenants."""
     production = config == "prod"
     if production:
@@ -273,7 +167,10 @@ def start_gateway(stack: contextlib.ExitStack, config: str, upstream: str, tenan
     keys = [provision(env, production) for _ in range(tenants)]
     port = free_port()
     process = stack.enter_context(
-        started([python(), "-m", "omnigate", "serve", "--port", str(port), "--workers", "1"], env)
+        started(
+            [python(), "-m", "omnigate", "serve", "--server", server, "--port", str(port), "--workers", "1"],
+            env,
+        )
     )
     tail = StderrTail(process.stderr)
     url = f"http://127.0.0.1:{port}"
@@ -326,10 +223,12 @@ def _row(s: Sample) -> str:
 
 
 def print_summary(verdict: dict[str, Any], tally: Tally, smoke: bool) -> None:
-    print("\noutcomes (variant, outcome, count; * = not what a healthy gateway answers)")
+    print(
+        "\noutcomes (variant, outcome, count; * = not what a healthy gateway answers, ~ = circuit breaker open)"
+    )
     for (name, outcome), count in sorted(tally.outcomes.items()):
-        flag = "" if outcome == tally.expected[name] else " *"
-        print(f"  {name:<16} {outcome:<24} {count:>8}{flag}")
+        flag = tally.flag(name, outcome)
+        print(f"  {name:<16} {outcome:<36} {count:>8} {flag}")
     v = verdict
     print(
         f"\nworker RSS {v['baseline_rss_mb']:.1f} → {v['end_rss_mb']:.1f} MB: {v['growth_pct']:+.2f} %, "
@@ -377,6 +276,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds of load before the baseline")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between RSS samples")
     parser.add_argument("--config", choices=("prod", "embedded"), default="prod")
+    parser.add_argument("--server", choices=("hypercorn", "uvicorn"), default="hypercorn")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--mix", default=DEFAULT_MIX, help=f"kinds and shares (default {DEFAULT_MIX})")
     parser.add_argument("--smoke", action="store_true", help="about 20 s: proves the harness, judges nothing")
@@ -389,9 +289,12 @@ def main() -> None:
     started_machine, measured_source = machine(), source()
     with contextlib.ExitStack() as stack:
         upstream = start_upstream(stack)
-        gateway = start_gateway(stack, args.config, upstream, 1 if args.smoke else TENANTS)
+        gateway = start_gateway(stack, args.config, args.server, upstream, 1 if args.smoke else TENANTS)
         plan = parse_mix(args.mix, gateway.keys)
-        print(f"omnigate {args.config} at {gateway.url}, {args.concurrency} connections, mix {args.mix}")
+        print(
+            f"omnigate {args.config} under {args.server} at {gateway.url}, "
+            f"{args.concurrency} connections, mix {args.mix}"
+        )
         with contextlib.suppress(ImportError):
             import uvloop
 
