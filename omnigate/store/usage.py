@@ -26,6 +26,26 @@ INSERT INTO usage_records (
 ON CONFLICT (request_id) DO NOTHING
 """
 
+# PostgreSQL takes a batch as one statement of column arrays: usage_records' statement-level trigger
+# (migration 0004) then updates the hourly rollups once per batch, from the rows really inserted.
+_PG_INSERT_BATCH = """
+INSERT INTO usage_records (
+    request_id, org_id, project_id, key_id, provider, model, status, http_status,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+    cost_micros, latency_ms, stream, cached, fallback_used, attempts, error_code, created_at
+)
+SELECT * FROM unnest(
+    CAST(:request_id AS TEXT[]), CAST(:org_id AS TEXT[]), CAST(:project_id AS TEXT[]), CAST(:key_id AS TEXT[]),
+    CAST(:provider AS TEXT[]), CAST(:model AS TEXT[]), CAST(:status AS TEXT[]), CAST(:http_status AS INTEGER[]),
+    CAST(:input_tokens AS BIGINT[]), CAST(:output_tokens AS BIGINT[]), CAST(:cache_read_tokens AS BIGINT[]),
+    CAST(:cache_write_tokens AS BIGINT[]), CAST(:reasoning_tokens AS BIGINT[]), CAST(:cost_micros AS BIGINT[]),
+    CAST(:latency_ms AS INTEGER[]), CAST(:stream AS INTEGER[]), CAST(:cached AS INTEGER[]),
+    CAST(:fallback_used AS INTEGER[]), CAST(:attempts AS INTEGER[]), CAST(:error_code AS TEXT[]),
+    CAST(:created_at AS BIGINT[])
+)
+ON CONFLICT (request_id) DO NOTHING
+"""
+
 _COLUMNS = """
 request_id, org_id, project_id, key_id, provider, model, status, http_status,
 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
@@ -111,10 +131,18 @@ def _record(row: Mapping[str, Any]) -> UsageRecord:
 
 
 async def insert_usage(db: Queryable, records: Sequence[UsageRecord]) -> None:
-    """Insert ``records`` in one transaction (one driver executemany); rows already present are skipped."""
+    """Insert ``records`` in one transaction (one driver executemany); rows already present are skipped.
+
+    On a PostgreSQL ``Database`` the batch is one statement; elsewhere (SQLite, or inside a
+    transaction, which does not say its dialect) one statement per row, which the triggers also count.
+    """
     if not records:
         return
-    await db.execute_many(_INSERT, [_row(record) for record in records])
+    rows = [_row(record) for record in records]
+    if getattr(db, "dialect", None) == "postgresql":
+        await db.execute_many(_PG_INSERT_BATCH, [{name: [row[name] for row in rows] for name in rows[0]}])
+        return
+    await db.execute_many(_INSERT, rows)
 
 
 async def list_usage(db: Queryable, project_id: str, since_ms: int | None = None) -> list[UsageRecord]:

@@ -17,7 +17,9 @@ from omnigate.store.tenants import get_org, get_project
 
 BACKENDS = ["sqlite", "postgresql"]
 
-ALL = ["0001_initial", "0002_usage", "0003_multikey_monthly_meta"]
+ALL = ["0001_initial", "0002_usage", "0003_multikey_monthly_meta", "0004_usage_rollups"]
+# Python migrations (dialect-specific steps) roll back inside the same file.
+PYTHON = ["0004_usage_rollups"]
 both = pytest.mark.parametrize("fresh_url", BACKENDS, indirect=True)
 
 # Raw SQL of the 0002 era (the store module only speaks the newest schema).
@@ -73,7 +75,8 @@ def test_default_migrations_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 def test_every_migration_has_a_rollback() -> None:
     folder = migrate.default_migrations_dir()
     ups = sorted(p for p in folder.glob("*.sql") if not p.name.endswith(".rollback.sql"))
-    assert [p.stem for p in ups] == ALL
+    assert sorted([p.stem for p in ups] + [p.stem for p in folder.glob("*.py")]) == ALL
+    assert [p.stem for p in folder.glob("*.py")] == PYTHON
     for p in ups:
         assert p.with_name(p.stem + ".rollback.sql").is_file()
         assert "%" not in p.read_text()
@@ -85,13 +88,19 @@ def test_round_trip(fresh_url: str) -> None:
     assert migrate.upgrade(fresh_url) == ALL
     assert migrate.upgrade(fresh_url) == []
     assert migrate.status(fresh_url) == [(m, True) for m in ALL]
-    assert migrate.downgrade(fresh_url) == ["0003_multikey_monthly_meta"]
+    assert migrate.downgrade(fresh_url) == ["0004_usage_rollups"]
+    assert migrate.downgrade(fresh_url, to="0002_usage") == ["0003_multikey_monthly_meta"]
     assert migrate.downgrade(fresh_url, to="0001_initial") == ["0002_usage"]
-    assert migrate.status(fresh_url) == [("0001_initial", True), ("0002_usage", False), (ALL[2], False)]
+    assert migrate.status(fresh_url) == [
+        ("0001_initial", True),
+        ("0002_usage", False),
+        (ALL[2], False),
+        (ALL[3], False),
+    ]
     assert migrate.upgrade(fresh_url) == ALL[1:]
     with pytest.raises(ValueError, match="not applied"):
         migrate.downgrade(fresh_url, to="9999_nope")
-    assert migrate.downgrade(fresh_url, to="0002_usage") == [ALL[2]]
+    assert migrate.downgrade(fresh_url, to="0002_usage") == [ALL[3], ALL[2]]
     assert migrate.downgrade(fresh_url, to=migrate.BASE) == ["0002_usage", "0001_initial"]
     assert migrate.downgrade(fresh_url) == []
     assert migrate.upgrade(fresh_url) == ALL
@@ -111,7 +120,7 @@ async def test_0002_data_still_authenticates_after_0003(fresh_url: str) -> None:
     finally:
         await db.disconnect()
 
-    assert migrate.upgrade(fresh_url) == [ALL[2]]
+    assert migrate.upgrade(fresh_url) == ALL[2:]
     await db.connect()
     try:
         principal = await principal_for_hash(db, hash_key(old_plaintext))
@@ -135,7 +144,7 @@ async def test_0002_data_still_authenticates_after_0003(fresh_url: str) -> None:
     finally:
         await db.disconnect()
 
-    assert migrate.downgrade(fresh_url) == [ALL[2]]
+    assert migrate.downgrade(fresh_url, to="0002_usage") == [ALL[3], ALL[2]]
     await db.connect()
     try:
         row = await db.fetch_one(PROJECT_KEY_0002)
@@ -145,7 +154,7 @@ async def test_0002_data_still_authenticates_after_0003(fresh_url: str) -> None:
     finally:
         await db.disconnect()
 
-    assert migrate.upgrade(fresh_url) == [ALL[2]]
+    assert migrate.upgrade(fresh_url) == ALL[2:]
     await db.connect()
     try:
         principal = await principal_for_hash(db, hash_key(new_plaintext))
@@ -204,7 +213,7 @@ def test_lock_left_by_a_crashed_migrator_is_broken(fresh_url: str) -> None:
     )
     assert crashed.returncode == 3, crashed.stderr
     started = time.monotonic()
-    assert migrate.upgrade(fresh_url, lock_timeout_s=2) == [ALL[2]]
+    assert migrate.upgrade(fresh_url, lock_timeout_s=2) == [ALL[-1]]
     assert time.monotonic() - started < 2
 
 
