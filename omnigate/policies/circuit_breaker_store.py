@@ -102,7 +102,10 @@ class BreakerStore:
             await self.state.delete(f"cb:{key}:tripped")
             await self.state.delete(f"cb:{key}:fail")
             return CLOSED
-        if admission.failures > 0:
+        # Failures count while consecutive by completion: a success admitted before a failure landed
+        # still resets it. Exclusive stores know locally that failures may exist (the key left the
+        # healthy set); shared ones only from what this admission read, to spare a write per request.
+        if admission.failures > 0 or (self.exclusive and key not in self._healthy):
             await self.state.delete(f"cb:{key}:fail")
         return None
 

@@ -100,6 +100,18 @@ async def test_a_failed_probe_opens_again_and_a_success_resets_the_count(exclusi
     assert (await store.admit("k")).state == OPEN
 
 
+async def test_a_success_admitted_before_failures_landed_still_resets_an_exclusive_count() -> None:
+    store = store_on(MemoryState(clock=Clock()), threshold=3, exclusive=True)
+    in_flight = [await store.admit("k") for _ in range(6)]  # all admitted while the key was healthy
+    for failed, admission in zip([True, True, False, True, True], in_flight, strict=False):
+        if failed:
+            await store.record_failure(admission)
+        else:
+            await store.record_success(admission)
+    assert (await store.admit("k")).state == CLOSED  # 2 failures, a success, 2 failures: never 3 in a row
+    assert await store.record_failure(in_flight[5]) == OPEN
+
+
 async def test_an_unreachable_state_backend_lets_requests_through() -> None:
     async with RedisState("redis://127.0.0.1:1/0", connect_timeout=0.2, stream_timeout=0.2) as down:
         breaker = CircuitBreakerPolicy(store_on(down))
