@@ -156,6 +156,12 @@ async def test_the_migration_backfills_existing_rows_and_rolls_back(fresh_url: s
         assert await db.fetch_val("SELECT COUNT(*) FROM usage_rollups_pending") == 0
         assert await project_hours(db) == expected_project_hours(rows)
         backfilled = await rollup_rows(db)
+        # An upgrade interrupted during the backfill is not recorded: running it again rebuilds.
+        await db.execute("DELETE FROM _yoyo_migration WHERE migration_id = '0004_usage_rollups'")
+        await db.disconnect()
+        assert migrate.upgrade(fresh_url) == ["0004_usage_rollups"]
+        await db.connect()
+        assert await rollup_rows(db) == backfilled
         await db.execute("TRUNCATE usage_records")
         await insert_usage(db, rows)  # the same rows through the insert trigger
         assert await rollup_rows(db) == backfilled
