@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bench.upstream import make_app, stream_events
+from bench.upstream import make_app, serve, stream_events
 
 FAIL_500 = "-fail500"
 FAIL_429 = "-fail429"
@@ -56,17 +55,7 @@ def make_faulty_app(chunks: int) -> web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--chunks", type=int, default=20, help="content chunks per streamed answer")
-    args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    web.run_app(make_faulty_app(args.chunks), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    serve(make_faulty_app, __doc__)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
@@ -84,8 +85,9 @@ def make_app(chunks: int) -> web.Application:
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def serve(build: Callable[[int], web.Application], description: str | None) -> None:
+    """Command line of a fake upstream: ``--port`` and ``--chunks``, served on uvloop when installed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--chunks", type=int, default=20, help="content chunks per streamed answer")
     args = parser.parse_args()
@@ -95,7 +97,11 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    web.run_app(make_app(args.chunks), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    web.run_app(build(args.chunks), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+def main() -> None:
+    serve(make_app, __doc__)
 
 
 if __name__ == "__main__":
