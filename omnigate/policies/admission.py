@@ -193,14 +193,14 @@ class Admission:
             return
         now = self.clock()
         adjustments = [c for part in self.parts for c in part.settlement(outcome, now) if c.amount]
-        await self._add(adjustments, "settle")
+        await self._add(adjustments, "settle", urgent=False)
         self.held = False
 
-    async def _add(self, counters: list[Counter], what: str) -> None:
+    async def _add(self, counters: list[Counter], what: str, *, urgent: bool = True) -> None:
         if not counters:
             return
         try:
-            await self.state.add(counters)
+            await self.state.add(counters, urgent=urgent)
         except StateUnavailableError as error:
             # The counters keep the whole reservation until their window ends: conservative, never over.
             OutageLog.log(f"could not {what} a reservation: the shared state is unavailable", error)

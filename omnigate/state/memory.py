@@ -133,7 +133,7 @@ class MemoryState:
         values = self._apply(items, keys, now)
         return Reservation(True, None, values, tuple(self._pttl(key, now) for key in keys))
 
-    async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
+    async def add(self, items: Sequence[Counter], *, urgent: bool = True) -> tuple[int, ...]:
         check_counters(items)
         now = self._now()
         keys = [self.prefix + item.key for item in items]

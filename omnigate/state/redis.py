@@ -202,15 +202,15 @@ class RedisState:
             ttls_ms=tuple(int(v) for v in reply[2 + n :]),
         )
 
-    async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
-        reply = await self._run(False, items)
+    async def add(self, items: Sequence[Counter], *, urgent: bool = True) -> tuple[int, ...]:
+        reply = await self._run(False, items, urgent=urgent)
         return tuple(int(v) for v in reply[2 : 2 + len(items)])
 
-    async def _run(self, check: bool, items: Sequence[Counter]) -> list[bytes]:
+    async def _run(self, check: bool, items: Sequence[Counter], *, urgent: bool = True) -> list[bytes]:
         check_counters(items)
         if not items:
             return [b"1", b"-1"]
-        return await self._counters.submit(self.prefix, check, items)
+        return await self._counters.submit(self.prefix, check, items, urgent=urgent)
 
     async def _run_counters_script(self, keys: list[str], args: list[str]) -> list[bytes]:
         with _boundary():

@@ -11,6 +11,7 @@ from omnigate.state.base import Counter, ttl_to_ms
 
 NOT_INTEGER = "not an integer"
 MAX_OPS_PER_BATCH = 256
+HOLD_S = 0.01  # how long a settlement may wait for company; reservations stay conservative meanwhile
 
 # One script call runs a batch of operations in order, each exactly as if it ran alone (a script is
 # atomic, so the batch is too). KEYS holds the batch's distinct keys; ARGV[1] packs every operation in
@@ -133,22 +134,43 @@ class CounterBatcher:
     cancelled before its batch left is dropped; once sent it runs, like a single command would.
     """
 
-    def __init__(self, run_script: RunScript, max_ops: int = MAX_OPS_PER_BATCH) -> None:
+    def __init__(
+        self, run_script: RunScript, max_ops: int = MAX_OPS_PER_BATCH, hold_s: float = HOLD_S
+    ) -> None:
         self._run_script = run_script
         self._max_ops = max_ops
+        self._hold_s = hold_s
         self._queue: list[Operation] = []
         self._drain_task: asyncio.Task[None] | None = None
+        self._held: asyncio.TimerHandle | None = None
 
-    async def submit(self, prefix: str, check: bool, items: Sequence[Counter]) -> list[bytes]:
-        """Queue one operation and wait for its reply: {admitted, refused, values..., pttls...}."""
-        future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+    async def submit(
+        self, prefix: str, check: bool, items: Sequence[Counter], *, urgent: bool = True
+    ) -> list[bytes]:
+        """Queue one operation and wait for its reply: {admitted, refused, values..., pttls...}.
+
+        A non-urgent operation (a settlement) may wait up to ``hold_s`` for another one to leave with:
+        at low concurrency a request's settlement then rides with the next request's reservation.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[bytes]] = loop.create_future()
         self._queue.append(Operation(check, [prefix + item.key for item in items], items, future))
-        if self._drain_task is None:
-            self._drain_task = asyncio.create_task(self._drain(), name="omnigate-state-counters")
+        if urgent:
+            self._start()
+        elif self._drain_task is None and self._held is None:
+            self._held = loop.call_later(self._hold_s, self._start)
         return await future
 
+    def _start(self) -> None:
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
+        if self._drain_task is None and self._queue:
+            self._drain_task = asyncio.create_task(self._drain(), name="omnigate-state-counters")
+
     async def wait_idle(self) -> None:
-        """Wait until every queued operation has been sent and answered (before closing the client)."""
+        """Send what is held, and wait until every queued operation is answered (before closing)."""
+        self._start()
         while self._drain_task is not None:
             await asyncio.wait({self._drain_task})
 

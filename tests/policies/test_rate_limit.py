@@ -150,9 +150,9 @@ class CountingState:
             self._note("reserve", items)
             return await reserve(items)
 
-        async def counting_add(items: Sequence[Counter]) -> tuple[int, ...]:
+        async def counting_add(items: Sequence[Counter], *, urgent: bool = True) -> tuple[int, ...]:
             self._note("add", items)
-            return await add(items)
+            return await add(items, urgent=urgent)
 
         state.reserve, state.add = counting_reserve, counting_add
 

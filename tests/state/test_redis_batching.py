@@ -79,3 +79,23 @@ async def test_an_operation_cancelled_before_its_batch_left_is_dropped(
     with pytest.raises(asyncio.CancelledError):
         await late
     assert await state.get_counters(["c"]) == (1101,)
+
+
+async def test_a_held_settlement_leaves_with_the_next_reservation(
+    redis_state: tuple[SharedState, str],
+) -> None:
+    state, _ = redis_state
+    before = await script_calls()
+    settle = asyncio.ensure_future(state.add([Counter("s", 5)], urgent=False))
+    await asyncio.sleep(0.002)
+    assert not settle.done()  # held for company
+    reservation = await state.reserve([Counter("s", 1, 100)])
+    assert await settle == (5,)
+    assert reservation.values == (6,)  # the settlement went first, in the same script call
+    assert await script_calls() - before == 1
+
+
+async def test_a_held_settlement_alone_leaves_after_the_hold(redis_state: tuple[SharedState, str]) -> None:
+    state, _ = redis_state
+    assert await asyncio.wait_for(state.add([Counter("s", 3)], urgent=False), 1.0) == (3,)
+    assert await state.get_counters(["s"]) == (3,)
