@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+import aiosqlite
 import databases
 import databases.core
 from sqlalchemy import text
@@ -77,14 +79,66 @@ def _rows(records: Sequence[Any]) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in records]
 
 
+class _SqliteScopes:
+    """BEGIN/SAVEPOINT scopes on the one held aiosqlite connection, undone whichever await is cancelled.
+
+    aiosqlite runs statements in order on its own thread, so a statement whose await was cancelled still
+    runs, and an undo queued after it runs after it: a cancelled BEGIN is always followed by a ROLLBACK.
+    """
+
+    __slots__ = ("_raw", "_depth")
+
+    def __init__(self, raw: aiosqlite.Connection) -> None:
+        self._raw = raw
+        self._depth = 0
+
+    async def _run(self, sql: str) -> None:
+        async with self._raw.execute(sql):
+            pass
+
+    @asynccontextmanager
+    async def scope(self) -> AsyncIterator[None]:
+        depth = self._depth
+        savepoint = f"omnigate_savepoint_{depth}"
+        self._depth = depth + 1
+        try:
+            try:
+                await self._run("BEGIN" if depth == 0 else f"SAVEPOINT {savepoint}")
+                yield
+                await self._run("COMMIT" if depth == 0 else f"RELEASE SAVEPOINT {savepoint}")
+            except BaseException:
+                await self._undo(depth, savepoint)
+                raise
+        finally:
+            self._depth = depth
+
+    async def _undo(self, depth: int, savepoint: str) -> None:
+        """Roll the scope back if it is open (its BEGIN may have failed, or its COMMIT succeeded)."""
+        if depth == 0:
+            try:
+                await self._run("ROLLBACK")
+            except sqlite3.OperationalError:
+                if self._raw.in_transaction:
+                    raise
+            return
+        try:
+            await self._run(f"ROLLBACK TO SAVEPOINT {savepoint}")
+        except sqlite3.OperationalError:
+            return  # no such savepoint: it never opened or was already released
+        await self._run(f"RELEASE SAVEPOINT {savepoint}")
+
+
 class Transaction:
     """Query methods bound to one connection inside an open transaction."""
 
-    __slots__ = ("_conn", "_dialect")
+    __slots__ = ("_conn", "_dialect", "_sqlite_scopes")
 
-    def __init__(self, conn: databases.core.Connection, dialect: Dialect) -> None:
+    def __init__(
+        self, conn: databases.core.Connection, dialect: Dialect, sqlite_scopes: _SqliteScopes | None = None
+    ) -> None:
         self._conn = conn
         self._dialect = dialect
+        self._sqlite_scopes = sqlite_scopes
 
     async def fetch_all(self, query: str, values: Values = None) -> list[dict[str, Any]]:
         return _rows(await self._conn.fetch_all(query, dict(values) if values is not None else None))
@@ -110,25 +164,44 @@ class Transaction:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A nested transaction (savepoint) on the same connection."""
-        async with self._conn.transaction():
+        async with self._scope():
             yield self
+
+    @asynccontextmanager
+    async def _scope(self) -> AsyncIterator[None]:
+        # Not `databases`' Transaction: a cancellation during its BEGIN leaves the transaction open and the
+        # connection checked out. asyncpg's own transaction nests as savepoints, and a connection released
+        # mid-transaction is rolled back by the pool's reset.
+        if self._sqlite_scopes is not None:
+            async with self._sqlite_scopes.scope():
+                yield
+            return
+        async with self._conn.raw_connection.transaction():
+            yield
 
 
 class Database:
     """The store's database handle: `connect()` once at start-up, `disconnect()` at shutdown."""
 
     def __init__(self, url: str, **options: Any) -> None:
+        self._url = url
         self._dialect, driver_url, self._sqlite_path = parse_database_url(url)
         if self._dialect == "sqlite":
             options.setdefault("timeout", 30.0)
         self._db = databases.Database(driver_url, **options)
         self._held: databases.core.Connection | None = None
+        self._scopes: _SqliteScopes | None = None
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
 
     @property
     def dialect(self) -> Dialect:
         return self._dialect
+
+    @property
+    def url(self) -> str:
+        """The URL this handle was made from (it may hold a password: never log it)."""
+        return self._url
 
     @property
     def is_connected(self) -> bool:
@@ -155,11 +228,12 @@ class Database:
                 await self._db.disconnect()
                 raise
             self._held = held
+            self._scopes = _SqliteScopes(held.raw_connection)
 
     async def disconnect(self) -> None:
         if self._held is not None:
             async with self._lock:
-                held, self._held = self._held, None
+                held, self._held, self._scopes = self._held, None, None
                 await held.__aexit__(None, None, None)
         await self._db.disconnect()
 
@@ -170,14 +244,14 @@ class Database:
             raise RuntimeError("Database is not connected")
         task = asyncio.current_task()
         if task is not None and task is self._owner:
-            yield Transaction(self._held, "sqlite")
+            yield Transaction(self._held, "sqlite", self._scopes)
             return
         async with self._lock:
             if self._held is None:
                 raise RuntimeError("Database is not connected")
             self._owner = task
             try:
-                yield Transaction(self._held, "sqlite")
+                yield Transaction(self._held, "sqlite", self._scopes)
             finally:
                 self._owner = None
 
@@ -218,12 +292,14 @@ class Database:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Commit on success, roll back on exception. Use the yielded object; never gather inside."""
         if self._dialect == "sqlite":
-            async with self._sqlite() as held, held.transaction() as tx:
-                yield tx
+            async with self._sqlite() as held, held.transaction():
+                yield held
             return
         conn = self._db.connection()
-        async with conn, conn.transaction():
-            yield Transaction(conn, "postgresql")
+        async with conn:
+            tx = Transaction(conn, "postgresql")
+            async with tx.transaction():
+                yield tx
 
     async def ping(self, timeout_s: float = 5.0) -> None:
         """Raise if the database cannot answer a trivial query within `timeout_s` seconds."""
