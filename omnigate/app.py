@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 from omnigate.api import subscribe_invalidations
 from omnigate.errors import OmnigateError, error_for_status
 from omnigate.gateway.pipeline import instantiate
+from omnigate.heap import settle_heap
 from omnigate.keyusage import KeyUsageRecorder
 from omnigate.logs import configure_logging
 from omnigate.metrics import GatewayMetrics
@@ -108,8 +109,14 @@ def _http_message(exc: HTTPException, request: Request) -> str:
     return str(exc.detail)
 
 
-def create_app(settings: Settings, plugin_manager: pluggy.PluginManager | None = None) -> Starlette:
-    """Build the gateway app. Plugins are discovered here, once; nothing calls pluggy per request."""
+def create_app(
+    settings: Settings, plugin_manager: pluggy.PluginManager | None = None, *, server_process: bool = False
+) -> Starlette:
+    """Build the gateway app. Plugins are discovered here, once; nothing calls pluggy per request.
+
+    ``server_process``: the app owns its process (``omnigate.asgi``), so start-up may tune the garbage
+    collector (`settle_heap`); an app embedded in tests or another program leaves it alone.
+    """
     pm = plugin_manager if plugin_manager is not None else build_plugin_manager(settings)
     configure_logging(settings.log_format, settings.log_level)
     metrics = GatewayMetrics(settings)
@@ -149,7 +156,7 @@ def create_app(settings: Settings, plugin_manager: pluggy.PluginManager | None =
             HTTPException: _render_error,
             OmnigateError: _render_error,
         },
-        lifespan=_lifespan(runtime),
+        lifespan=_lifespan(runtime, server_process),
     )
     app.outer_middleware = (
         RequestIdMiddleware,
@@ -198,7 +205,9 @@ def secret_key(settings: Settings) -> bytes:
     return load_or_create_secret_key(settings.secret_key, key_file)
 
 
-def _lifespan(runtime: Runtime) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+def _lifespan(
+    runtime: Runtime, server_process: bool
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         settings = runtime.settings
@@ -223,6 +232,8 @@ def _lifespan(runtime: Runtime) -> Callable[[Starlette], contextlib.AbstractAsyn
                 try:
                     for result in runtime.plugin_manager.hook.omnigate_startup(app=app):
                         await await_me_maybe(result)
+                    if server_process:
+                        settle_heap(settings.gc_gen0_threshold)
                     yield
                 finally:
                     try:

@@ -3,4 +3,4 @@
 from omnigate.app import create_app
 from omnigate.settings import Settings
 
-app = create_app(Settings.from_env())
+app = create_app(Settings.from_env(), server_process=True)

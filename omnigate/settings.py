@@ -71,6 +71,7 @@ class Settings:
     graceful_timeout_s: float = 30.0
     block_plugins: tuple[str, ...] = ()
     disable_plugin_autoload: bool = False
+    gc_gen0_threshold: int = 10_000
 
     @property
     def is_embedded_db(self) -> bool:
@@ -162,6 +163,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GRACEFUL_TIMEOUT_S": ("graceful_timeout_s", _float),
     "OMNIGATE_BLOCK_PLUGINS": ("block_plugins", _names),
     "OMNIGATE_DISABLE_PLUGIN_AUTOLOAD": ("disable_plugin_autoload", _bool),
+    "GC_GEN0_THRESHOLD": ("gc_gen0_threshold", _int),
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -184,6 +186,7 @@ _POSITIVE = {
     "circuit_breaker_half_open_max_calls",
 }
 _NON_NEGATIVE = {
+    "gc_gen0_threshold",
     "graceful_timeout_s",
     "retry_base_delay_ms",
     "retry_max_delay_ms",
