@@ -37,7 +37,13 @@ async def iter_body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     content = response.content
     while True:
         piece = content.read_nowait()
-        if not piece:
+        if piece:
+            # Cooperative from its first piece, not only from its first wait: a body already buffered
+            # whole (the usual case under load) would otherwise go out one event per send.
+            pacer = CURRENT_PACER.get()
+            if pacer is not None:
+                pacer.cooperative = True
+        else:
             if content.at_eof():
                 return
             await before_upstream_wait()

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator
+from types import SimpleNamespace
 from typing import Any
+
+import aiohttp
+from aiohttp.base_protocol import BaseProtocol
 
 from omnigate.chat.models import ChatStream, StreamChunk, Usage
 from omnigate.gateway.dispatch import _Relay
 from omnigate.gateway.pacing import before_upstream_wait
+from omnigate.gateway.sse import iter_sse
 from omnigate.surfaces.base import Reply
 from omnigate.surfaces.openai import OpenAISurface
 from omnigate.types import Message
@@ -89,3 +95,22 @@ async def test_a_reader_that_never_says_it_waits_gets_every_event_sent_as_it_com
     relay = relay_for(sent)
     await relay.run(ChatStream("chat_1", "m", reader(), close), None, [], Ledger())  # type: ignore[arg-type]
     assert len(text_sends(bodies(sent))) == 3
+
+
+async def test_a_body_already_buffered_at_the_first_read_leaves_in_one_send() -> None:
+    """The usual case under load: the whole answer is buffered before the relay reads it."""
+    loop = asyncio.get_running_loop()
+    content = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+    for word in "abc":
+        content.feed_data(f'data: {{"w":"{word}"}}\n\n'.encode())
+    content.feed_eof()
+    response = SimpleNamespace(content=content)
+
+    async def reader() -> AsyncGenerator[StreamChunk, None]:
+        async for event in iter_sse(response, "openai"):  # type: ignore[arg-type]
+            yield StreamChunk(text=json.loads(event.data)["w"])
+
+    sent: list[Message] = []
+    await relay_for(sent).run(ChatStream("chat_1", "m", reader(), close), None, [], Ledger())  # type: ignore[arg-type]
+    assert len(text_sends(bodies(sent))) == 1
+    assert sent[-1]["more_body"] is False and b"[DONE]" in sent[-1]["body"]
