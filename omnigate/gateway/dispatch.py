@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from typing import Any
@@ -80,12 +81,19 @@ class ChatEndpoint:
         )
         scope[SCOPE_OUTCOME] = ledger
         watch = DisconnectWatch(receive)
+        pacer: StreamPacer | None = None
+        paced: contextvars.Token[StreamPacer | None] | None = None
         try:
             call = await self._admit(scope, receive, ledger)
+            if call.request.stream:
+                # Before the first attempt: its reader reads the first chunk (priming), often the whole
+                # answer, before the relay exists, and must be able to say it is cooperative.
+                pacer = StreamPacer()
+                paced = CURRENT_PACER.set(pacer)
             watch.start()
             result: ChatResult | ChatStream = await watch.run(engine.pipeline(call))
             if isinstance(result, ChatStream):
-                await self._relay(result, call, ledger, watch, send)
+                await self._relay(result, call, ledger, watch, send, pacer)
             else:
                 await self._respond(result, call, ledger, send)
         except ClientDisconnectedError:
@@ -95,6 +103,8 @@ class ChatEndpoint:
             await send_error(send, error)
         finally:
             watch.stop()
+            if paced is not None:
+                CURRENT_PACER.reset(paced)
             if not ledger.finished:  # an unexpected failure or the server cancelling us
                 ledger.finish(STATUS_ERROR, 500, error_code="internal_error")
             await ledger.run_finalizers()
@@ -149,10 +159,16 @@ class ChatEndpoint:
         ledger.finish(STATUS_OK, 200, result.usage)
 
     async def _relay(
-        self, stream: ChatStream, call: Call, ledger: Ledger, watch: DisconnectWatch, send: Send
+        self,
+        stream: ChatStream,
+        call: Call,
+        ledger: Ledger,
+        watch: DisconnectWatch,
+        send: Send,
+        pacer: StreamPacer | None,
     ) -> None:
         reply = self._reply(call, ledger, stream.id, stream.model)
-        relay = _Relay(self.surface, reply, send)
+        relay = _Relay(self.surface, reply, send, pacer)
         try:
             await watch.run(relay.run(stream, call, self._headers(call, reply), ledger))
         except ClientDisconnectedError:
@@ -176,14 +192,15 @@ class _Relay:
     events read at once costs one send, and nothing waits on the network unsent.
     """
 
-    def __init__(self, surface: Surface, reply: Reply, send: Send) -> None:
+    def __init__(self, surface: Surface, reply: Reply, send: Send, pacer: StreamPacer | None = None) -> None:
         self.surface = surface
         self.reply = reply
         self.send = send
         self.started = False
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
-        self.pacer = StreamPacer(self._flush)
+        self.pacer = pacer if pacer is not None else StreamPacer()
+        self.pacer.flush = self._flush
         self._held: list[bytes] = []
 
     async def _body(self, data: bytes, more: bool = True) -> None:

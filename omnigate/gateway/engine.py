@@ -8,6 +8,7 @@ import attrs
 
 from omnigate.chat.models import ChatResult, ChatStream
 from omnigate.gateway.credentials import CredentialResolver
+from omnigate.gateway.pacing import start_attempt
 from omnigate.gateway.pipeline import Plugins, compose
 from omnigate.gateway.routing import ModelRouter
 from omnigate.plugin.interfaces import Call, CallNext
@@ -33,6 +34,7 @@ class Engine:
         project_id = getattr(call.principal, "project_id", None)
         credential = await self.credentials.resolve(project_id, provider)
         call.attempts += 1
+        start_attempt()
         started = time.perf_counter()
         try:
             return await provider.send(call, credential)

@@ -8,13 +8,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 
 
-class StreamPacer:
-    """Installed by the relay for one stream. A reader that calls :func:`before_upstream_wait` right
-    before it blocks on the network marks itself cooperative; from then on the relay may hold events
-    and send them in one piece, because the reader promises to flush before any wait. A reader that
-    never calls it (a plugin reading the body its own way) gets every event sent as it comes."""
+async def _nothing_held() -> None:
+    return None
 
-    def __init__(self, flush: Callable[[], Awaitable[None]]) -> None:
+
+class StreamPacer:
+    """One per streamed request, installed before its first attempt; the relay binds ``flush``.
+
+    A reader that reads through :func:`iter_body` (or calls :func:`before_upstream_wait` right before
+    it blocks on the network) marks the attempt cooperative; from then on the relay may hold events
+    and send them in one piece, because the reader promises to flush before any wait. A reader that
+    never does (a plugin reading the body its own way) gets every event sent as it comes. Each attempt
+    starts uncooperative, so a fallback to such a reader is not held by its predecessor's promise.
+    """
+
+    def __init__(self, flush: Callable[[], Awaitable[None]] = _nothing_held) -> None:
         self.flush = flush
         self.cooperative = False
 
@@ -22,6 +30,13 @@ class StreamPacer:
 CURRENT_PACER: contextvars.ContextVar[StreamPacer | None] = contextvars.ContextVar(
     "omnigate_stream_pacer", default=None
 )
+
+
+def start_attempt() -> None:
+    """Called as each upstream attempt begins: its reader has promised nothing yet."""
+    pacer = CURRENT_PACER.get()
+    if pacer is not None:
+        pacer.cooperative = False
 
 
 async def before_upstream_wait() -> None:

@@ -13,8 +13,9 @@ from aiohttp.base_protocol import BaseProtocol
 
 from omnigate.chat.models import ChatStream, StreamChunk, Usage
 from omnigate.gateway.dispatch import _Relay
-from omnigate.gateway.pacing import before_upstream_wait
+from omnigate.gateway.pacing import CURRENT_PACER, StreamPacer, before_upstream_wait, start_attempt
 from omnigate.gateway.sse import iter_sse
+from omnigate.policies.retry import prime_stream
 from omnigate.surfaces.base import Reply
 from omnigate.surfaces.openai import OpenAISurface
 from omnigate.types import Message
@@ -42,12 +43,12 @@ def text_sends(sent_bodies: list[bytes]) -> list[bytes]:
     return [b for b in sent_bodies if any(f'"content":"{w}"'.encode() in b for w in "abcd")]
 
 
-def relay_for(sent: list[Message]) -> _Relay:
+def relay_for(sent: list[Message], pacer: StreamPacer | None = None) -> _Relay:
     async def send(message: Message) -> None:
         sent.append(message)
 
     reply = Reply(request_id="req_1", id="chat_1", model="m", provider="openai", created=0)
-    return _Relay(OpenAISurface(), reply, send)
+    return _Relay(OpenAISurface(), reply, send, pacer)
 
 
 async def close() -> None:
@@ -97,20 +98,54 @@ async def test_a_reader_that_never_says_it_waits_gets_every_event_sent_as_it_com
     assert len(text_sends(bodies(sent))) == 3
 
 
-async def test_a_body_already_buffered_at_the_first_read_leaves_in_one_send() -> None:
-    """The usual case under load: the whole answer is buffered before the relay reads it."""
+def buffered_response(words: str) -> SimpleNamespace:
+    """An upstream response whose whole SSE body is already buffered (the usual case under load)."""
     loop = asyncio.get_running_loop()
     content = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
-    for word in "abc":
+    for word in words:
         content.feed_data(f'data: {{"w":"{word}"}}\n\n'.encode())
     content.feed_eof()
-    response = SimpleNamespace(content=content)
+    return SimpleNamespace(content=content)
 
+
+def sse_stream(response: SimpleNamespace) -> ChatStream:
     async def reader() -> AsyncGenerator[StreamChunk, None]:
         async for event in iter_sse(response, "openai"):  # type: ignore[arg-type]
             yield StreamChunk(text=json.loads(event.data)["w"])
 
+    return ChatStream("chat_1", "m", reader(), close)
+
+
+async def test_a_body_already_buffered_at_the_first_read_leaves_in_one_send() -> None:
     sent: list[Message] = []
-    await relay_for(sent).run(ChatStream("chat_1", "m", reader(), close), None, [], Ledger())  # type: ignore[arg-type]
+    await relay_for(sent).run(sse_stream(buffered_response("abc")), None, [], Ledger())  # type: ignore[arg-type]
     assert len(text_sends(bodies(sent))) == 1
     assert sent[-1]["more_body"] is False and b"[DONE]" in sent[-1]["body"]
+
+
+async def test_a_body_read_whole_while_priming_still_leaves_in_one_send() -> None:
+    """The endpoint installs the pacer before the first attempt, which reads the first chunk (priming)
+    before the relay exists: that read must already count as the reader's promise."""
+    pacer = StreamPacer()
+    token = CURRENT_PACER.set(pacer)
+    try:
+        start_attempt()
+        stream = await prime_stream(sse_stream(buffered_response("abc")))
+        sent: list[Message] = []
+        await relay_for(sent, pacer).run(stream, None, [], Ledger())  # type: ignore[arg-type]
+    finally:
+        CURRENT_PACER.reset(token)
+    assert len(text_sends(bodies(sent))) == 1
+
+
+async def test_each_attempt_starts_uncooperative() -> None:
+    """A fallback to a reader that never promises is not held by the failed attempt's promise."""
+    pacer = StreamPacer()
+    token = CURRENT_PACER.set(pacer)
+    try:
+        await prime_stream(sse_stream(buffered_response("x")))
+        assert pacer.cooperative
+        start_attempt()
+        assert not pacer.cooperative
+    finally:
+        CURRENT_PACER.reset(token)
