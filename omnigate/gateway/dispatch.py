@@ -226,7 +226,7 @@ class _Relay:
         # Headers wait for the first chunk, so an upstream failing before it still gets a real status.
         await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
         self.started = True
-        await self._body(self.surface.stream_start(self.reply))
+        await self._emit(self.surface.stream_start(self.reply))
 
     async def run(
         self, stream: ChatStream, call: Call, headers: list[tuple[bytes, bytes]], ledger: Ledger
