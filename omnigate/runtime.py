@@ -101,6 +101,8 @@ class Runtime:
         self.key_cache = KeyCache(self._load_principal, ttl_s=self.settings.key_cache_ttl_s)
 
     def close(self) -> None:
+        if self.key_cache is not None:
+            self.key_cache.close()
         self._db = None
         self._state = None
         self.key_cache = None
