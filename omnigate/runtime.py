@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
+from omnigate.cache import LoadingCache
 from omnigate.gateway.credentials import CredentialResolver
 from omnigate.gateway.engine import Engine
 from omnigate.gateway.pipeline import Plugins
-from omnigate.keycache import KeyCache
 from omnigate.observe import Observer
 from omnigate.plugin.registry import PolicyRegistry, ProviderRegistry
 from omnigate.settings import Settings
@@ -49,7 +49,7 @@ class Runtime:
     _usage_writer: UsageWriter | None = None
     _db: Database | None = None
     _state: SharedState | None = None
-    key_cache: KeyCache[Principal] | None = None
+    key_cache: LoadingCache[str, Principal] | None = None
     secret_box: SecretBox | None = None
     key_usage: KeyUsageRecorder | None = None
     metrics: GatewayMetrics | None = None
@@ -98,11 +98,13 @@ class Runtime:
         self._db = db
         self._state = state
         self.secret_box = secret_box
-        self.key_cache = KeyCache(self._load_principal, ttl_s=self.settings.key_cache_ttl_s)
+        self.key_cache = LoadingCache(self._load_principal, ttl_s=self.settings.key_cache_ttl_s)
 
     def close(self) -> None:
         if self.key_cache is not None:
             self.key_cache.close()
+        if self._engine is not None:
+            self._engine.credentials.close()
         self._db = None
         self._state = None
         self.key_cache = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from omnigate.cache import LoadingCache
 from omnigate.chat.models import Credential
 from omnigate.errors import InvalidRequestError
 from omnigate.plugin.interfaces import Provider
@@ -20,25 +21,23 @@ class CredentialResolver:
     ) -> None:
         self._db = db
         self._box = box
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[float, Credential | None]] = {}
+        self._cache: LoadingCache[tuple[str, str], Credential] = LoadingCache(
+            self._load, ttl_s=ttl_s, max_entries=100_000, clock=clock
+        )
+
+    async def _load(self, key: tuple[str, str]) -> Credential | None:
+        found = await get_credential_secret(self._db, self._box, *key)
+        return Credential(api_key=found[0], meta=found[1], source="project") if found else None
 
     async def project_credential(self, project_id: str, provider: str) -> Credential | None:
-        key = (project_id, provider)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > self._clock():
-            return cached[1]
-        found = await get_credential_secret(self._db, self._box, project_id, provider)
-        credential = Credential(api_key=found[0], meta=found[1], source="project") if found else None
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[key] = (self._clock() + self._ttl_s, credential)
-        return credential
+        return await self._cache.get((project_id, provider))
 
     def invalidate(self, project_id: str, provider: str | None = None) -> None:
-        for key in [k for k in self._cache if k[0] == project_id and (provider is None or k[1] == provider)]:
-            del self._cache[key]
+        self._cache.invalidate_matching(lambda key: key[0] == project_id and provider in (None, key[1]))
+
+    def close(self) -> None:
+        """Stop background reloads (at shutdown, before the store goes away)."""
+        self._cache.close()
 
     async def resolve(self, project_id: str | None, provider: Provider) -> Credential | None:
         """The project's credential, else the gateway's; a 400 naming the provider when neither exists."""

@@ -1,4 +1,4 @@
-"""The key cache: TTL bound, one load at a time, background reload of keys in use, invalidation races."""
+"""The loading cache: TTL bound, one load at a time, background reload of keys in use, invalidation races."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from omnigate.keycache import KeyCache
+from omnigate.cache import LoadingCache
 
 
 class Store:
@@ -42,7 +42,7 @@ async def settle() -> None:
 
 async def test_a_key_in_use_is_reloaded_in_the_background_and_never_served_past_its_ttl() -> None:
     store, clock = Store(), Clock()
-    cache = KeyCache(store.load, ttl_s=10, clock=clock)
+    cache = LoadingCache(store.load, ttl_s=10, clock=clock)
     assert await cache.get("h") == "v1" and store.loads == 1
     clock.now += 4  # first half of its life: served from the cache, nothing reloaded
     assert await cache.get("h") == "v1" and store.loads == 1
@@ -66,7 +66,7 @@ async def test_a_key_in_use_is_reloaded_in_the_background_and_never_served_past_
 
 async def test_a_failed_background_reload_leaves_the_entry_until_it_expires() -> None:
     store, clock = Store(), Clock()
-    cache = KeyCache(store.load, ttl_s=10, clock=clock)
+    cache = LoadingCache(store.load, ttl_s=10, clock=clock)
     await cache.get("h")
     store.fail = True
     clock.now += 6
@@ -83,7 +83,7 @@ async def test_a_failed_background_reload_leaves_the_entry_until_it_expires() ->
 async def test_a_load_begun_before_invalidation_does_not_store_its_value() -> None:
     """A revocation during a (background) reload must not be undone by the reload's stale answer."""
     store, clock = Store(), Clock()
-    cache = KeyCache(store.load, ttl_s=10, clock=clock)
+    cache = LoadingCache(store.load, ttl_s=10, clock=clock)
     await cache.get("h")
     store.gate = asyncio.Event()
     clock.now += 6
@@ -98,7 +98,7 @@ async def test_a_load_begun_before_invalidation_does_not_store_its_value() -> No
 
 async def test_close_stops_background_reloads() -> None:
     store, clock = Store(), Clock()
-    cache = KeyCache(store.load, ttl_s=10, clock=clock)
+    cache = LoadingCache(store.load, ttl_s=10, clock=clock)
     await cache.get("h")
     store.gate = asyncio.Event()
     clock.now += 6
@@ -106,3 +106,20 @@ async def test_close_stops_background_reloads() -> None:
     cache.close()
     await settle()
     assert not cache._refreshes
+
+
+async def test_invalidate_matching_forgets_only_matching_keys() -> None:
+    loads: list[tuple[str, str]] = []
+
+    async def load(key: tuple[str, str]) -> str:
+        loads.append(key)
+        return "-".join(key)
+
+    cache: LoadingCache[tuple[str, str], str] = LoadingCache(load, ttl_s=10, clock=Clock())
+    for key in (("p1", "openai"), ("p1", "azure"), ("p2", "openai")):
+        await cache.get(key)
+    cache.invalidate_matching(lambda key: key[0] == "p1")
+    assert len(cache) == 1
+    await cache.get(("p2", "openai"))
+    await cache.get(("p1", "azure"))
+    assert loads[3:] == [("p1", "azure")]
