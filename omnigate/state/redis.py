@@ -12,7 +12,8 @@ from typing import Any, Self, cast
 import anyio
 import coredis
 from coredis.commands.script import Script
-from coredis.exceptions import AuthenticationError, ReadOnlyError
+from coredis.connection import BaseConnection
+from coredis.exceptions import AuthenticationError, NoScriptError, ReadOnlyError
 from coredis.exceptions import ConnectionError as RedisConnectionError
 from coredis.patterns.pubsub import PubSub
 from coredis.retry import ConstantRetryPolicy
@@ -27,6 +28,7 @@ from omnigate.state.base import (
 )
 from omnigate.state.redis_batch import BATCH_LUA, NOT_INTEGER, CounterBatcher
 
+EVALSHA = b"EVALSHA"
 logger = logging.getLogger(__name__)
 
 _UNAVAILABLE: tuple[type[Exception], ...] = (
@@ -88,6 +90,7 @@ class RedisState:
         self._sub_client: coredis.Redis[bytes] = coredis.Redis.from_url(redis_url, **options)
         self._counters_script: Script[bytes] = self._client.register_script(BATCH_LUA)
         self._counters = CounterBatcher(self._run_counters_script)
+        self._script_connection: BaseConnection | None = None
         self._callbacks: dict[bytes, list[Callable[[bytes], None]]] = {}
         self._wake = asyncio.Event()
         self._stack: contextlib.AsyncExitStack | None = None
@@ -210,7 +213,30 @@ class RedisState:
 
     async def _run_counters_script(self, keys: list[str], args: list[str]) -> list[bytes]:
         with _boundary():
-            return await self._counters_script(keys=keys, args=args)
+            try:
+                return await self._evalsha(keys, args)
+            except NoScriptError:  # Redis restarted or its scripts were flushed: nothing ran
+                await self._client.script_load(BATCH_LUA)
+                return await self._evalsha(keys, args)
+
+    async def _evalsha(self, keys: list[str], args: list[str]) -> list[bytes]:
+        """The counters script on a pooled connection held between calls.
+
+        The client's command path costs twice the CPU per call (pool checkout, retry policy, command
+        objects): ~300 µs a request at one connection. The batcher has one call in flight at a time,
+        and the pool's connections multiplex anyway (the client, too, releases one as soon as its
+        command is queued). A connection found dead is replaced before anything is queued on it; one
+        that dies with the call in flight fails the call (it may have run: never retried).
+        """
+        connection = self._script_connection
+        if connection is None or not connection.usable:
+            pool = self._client.connection_pool
+            connection = self._script_connection = await pool.get_connection()
+            pool.release(connection)
+        request = connection.create_request(
+            EVALSHA, self._counters_script.sha, len(keys), *keys, *args, decode=False
+        )
+        return cast(list[bytes], await request)
 
     async def get_counters(self, keys: Sequence[str]) -> tuple[int, ...]:
         if not keys:

@@ -103,3 +103,29 @@ async def test_ttls_come_from_redis(prefix: str) -> None:
                 assert await raw.get(prefix + "n") == b"1"
     finally:
         await delete_prefix(prefix)
+
+
+async def test_counters_survive_their_connection_being_killed(prefix: str) -> None:
+    """The counters script runs on a held connection: one found dead is replaced before use."""
+    try:
+        async with open_state(REDIS_URL, prefix) as state:
+            assert (await state.reserve([Counter("k", 1, 5)])).values == (1,)
+            assert isinstance(state, RedisState)
+            held = state._script_connection
+            assert held is not None
+            client_id = await held.create_request(b"CLIENT", b"ID")
+            assert isinstance(client_id, int)
+            async with coredis.Redis.from_url(REDIS_URL) as raw:
+                assert await raw.client_kill(identifier=client_id) == 1
+            values = None
+            for _ in range(50):  # the held connection notices the close on its own reader
+                try:
+                    values = (await state.reserve([Counter("k", 1, 5)])).values
+                    break
+                except StateUnavailableError:
+                    await asyncio.sleep(0.02)
+            assert values in ((2,), (3,))  # a call lost with the connection may have run
+            assert values is not None
+            assert (await state.reserve([Counter("k", 0, 5)])).values == values
+    finally:
+        await delete_prefix(prefix)
