@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,18 +28,18 @@ def wait_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"process exited early with {process.returncode}: {process.args}")
+            raise RuntimeError(f"process exited early with {process.returncode}: {process.args!r}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return
         time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port} after {timeout_s} s: {process.args}")
+    raise RuntimeError(f"nothing listens on {port} after {timeout_s} s: {process.args!r}")
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"process exited early with {process.returncode}: {process.args}")
+            raise RuntimeError(f"process exited early with {process.returncode}: {process.args!r}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
                 return
@@ -47,25 +48,38 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60
 
 
 @contextlib.contextmanager
-def started(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+def started(
+    args: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The process in its own session, stopped (SIGTERM, then SIGKILL) on exit.
+
+    Its stderr goes to ``log`` when given; otherwise to a pipe the caller must keep reading (a
+    full pipe blocks the child).
+    """
+    with contextlib.ExitStack() as files:
+        stderr: Any = files.enter_context(log.open("ab")) if log is not None else subprocess.PIPE
+        process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            yield process
+        finally:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -167,13 +167,16 @@ def targets(configs: list[str], upstream: str, tmp: Path) -> Iterator[list[Targe
                     started(
                         [python(), "-m", "bench.floors", "aiohttp", "--port", str(port)],
                         {"BENCH_UPSTREAM": upstream},
+                        tmp / f"{config}.log",
                     )
                 )
                 wait_port(port, proc)
                 found.append(Target(config, url, proc.pid))
                 continue
             if config.startswith("starlette-"):
-                proc = stack.enter_context(started(floor_server(config, port), {"BENCH_UPSTREAM": upstream}))
+                proc = stack.enter_context(
+                    started(floor_server(config, port), {"BENCH_UPSTREAM": upstream}, tmp / f"{config}.log")
+                )
                 wait_port(port, proc)
                 found.append(Target(config, url, proc.pid))
                 continue
@@ -192,7 +195,9 @@ def targets(configs: list[str], upstream: str, tmp: Path) -> Iterator[list[Targe
             workers = "2" if config.endswith("workers2") else "1"
             server = "uvicorn" if config.endswith("uvicorn") else "hypercorn"
             serve = ["serve", "--server", server, "--port", str(port), "--workers", workers]
-            proc = stack.enter_context(started([python(), "-m", "omnigate", *serve], env))
+            proc = stack.enter_context(
+                started([python(), "-m", "omnigate", *serve], env, tmp / f"{config}.log")
+            )
             wait_ready(url, proc)
             found.append(Target(config, url, proc.pid, key))
         yield found
@@ -280,7 +285,9 @@ def main() -> None:
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"omnigate-bench-{uuid.uuid4().hex[:6]}"
     tmp.mkdir(parents=True)
     upstream_port = free_port()
-    with started([python(), "-m", "bench.upstream", "--port", str(upstream_port)]) as upstream_proc:
+    with started(
+        [python(), "-m", "bench.upstream", "--port", str(upstream_port)], log=tmp / "upstream.log"
+    ) as upstream_proc:
         wait_port(upstream_port, upstream_proc)
         upstream = f"http://127.0.0.1:{upstream_port}"
         with targets(configs, upstream, tmp) as found:
