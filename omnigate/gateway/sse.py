@@ -10,6 +10,8 @@ import attrs
 from omnigate.gateway.pacing import iter_body
 from omnigate.gateway.upstream import TRANSPORT_ERRORS, transport_error
 
+_BLANK = (b"", b"\r")
+
 
 @attrs.frozen
 class SSEEvent:
@@ -29,42 +31,32 @@ async def iter_sse(response: aiohttp.ClientResponse, provider: str) -> AsyncIter
     try:
         async for piece in iter_body(response):
             buffer += piece
-            while True:
-                line, separator, rest = _split_line(buffer)
-                if not separator:
-                    break
-                buffer = rest
-                event = _feed(line, data_lines, event_name)
-                if isinstance(event, SSEEvent):
-                    yield event
+            if b"\n" not in piece:
+                continue
+            # Providers end lines with LF or CRLF; a lone CR (allowed by the SSE spec) is not used by any.
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line in _BLANK:  # dispatch; a name without data is dropped too (the SSE spec)
+                    if data_lines:
+                        yield SSEEvent("\n".join(data_lines), event_name)
                     data_lines, event_name = [], None
-                elif isinstance(event, str):
-                    event_name = event
+                    continue
+                name = _feed(line.rstrip(b"\r"), data_lines)
+                if name is not None:
+                    event_name = name
     except TRANSPORT_ERRORS as exc:
         raise transport_error(provider, exc, started=True) from None
     if buffer.strip():
-        event = _feed(buffer, data_lines, event_name)
-        if isinstance(event, str):
-            event_name = event
+        name = _feed(buffer.rstrip(b"\r"), data_lines)
+        if name is not None:
+            event_name = name
     if data_lines:
         yield SSEEvent("\n".join(data_lines), event_name)
 
 
-def _split_line(buffer: bytes) -> tuple[bytes, bytes, bytes]:
-    # Providers end lines with LF or CRLF; a lone CR (allowed by the SSE spec) is not used by any.
-    index = buffer.find(b"\n")
-    if index < 0:
-        return buffer, b"", b""
-    return buffer[:index].rstrip(b"\r"), b"\n", buffer[index + 1 :]
-
-
-def _feed(raw: bytes, data_lines: list[str], event_name: str | None) -> SSEEvent | str | None:
-    """Apply one line; returns a finished event on a blank line, a new event name, or None."""
+def _feed(raw: bytes, data_lines: list[str]) -> str | None:
+    """Apply one non-blank line: a data line is collected; an ``event:`` line returns the new name."""
     line = raw.decode("utf-8", "replace")
-    if not line:
-        if data_lines:
-            return SSEEvent("\n".join(data_lines), event_name)
-        return None
     if line.startswith(":"):
         return None
     field, _, value = line.partition(":")

@@ -1,0 +1,46 @@
+"""The SSE reader: lines split anywhere across reads, LF or CRLF, comments, event names, multi-line data."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from omnigate.gateway.sse import SSEEvent, iter_sse
+
+
+class Pieces:
+    """An upstream body that arrives in the given pieces, one per read."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = list(pieces)
+
+    def read_nowait(self) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    def at_eof(self) -> bool:
+        return not self.pieces
+
+    async def readany(self) -> bytes:
+        return b""
+
+
+async def events(*pieces: bytes) -> list[SSEEvent]:
+    response = SimpleNamespace(content=Pieces(*pieces))
+    return [event async for event in iter_sse(response, "openai")]  # type: ignore[arg-type]
+
+
+async def test_lines_split_anywhere_across_reads() -> None:
+    assert await events(b"data: a", b"bc\r\n\r", b"\ndata: d\n", b"\n") == [SSEEvent("abc"), SSEEvent("d")]
+
+
+async def test_event_names_multi_line_data_and_comments() -> None:
+    body = b": keep-alive\n\nevent: delta\ndata: 1\ndata: 2\n\nevent: ignored-without-data\n\ndata: x\r\n\r\n"
+    assert await events(body) == [SSEEvent("1\n2", "delta"), SSEEvent("x")]
+
+
+async def test_an_unterminated_last_event_is_still_delivered() -> None:
+    assert await events(b"data: one\n\ndata: tw", b"o") == [SSEEvent("one"), SSEEvent("two")]
+
+
+async def test_many_events_in_one_read() -> None:
+    body = b"".join(f"data: {i}\n\n".encode() for i in range(50))
+    assert [e.data for e in await events(body)] == [str(i) for i in range(50)]
