@@ -34,6 +34,9 @@ _PING = "SELECT 1"
 class Queryable(Protocol):
     """What store functions need: the query methods, on a `Database` or inside a transaction."""
 
+    @property
+    def dialect(self) -> Dialect: ...
+
     async def fetch_all(self, query: str, values: Values = None) -> list[dict[str, Any]]: ...
 
     async def fetch_one(self, query: str, values: Values = None) -> dict[str, Any] | None: ...
@@ -139,6 +142,10 @@ class Transaction:
         self._conn = conn
         self._dialect = dialect
         self._sqlite_scopes = sqlite_scopes
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
 
     async def fetch_all(self, query: str, values: Values = None) -> list[dict[str, Any]]:
         return _rows(await self._conn.fetch_all(query, dict(values) if values is not None else None))

@@ -133,13 +133,13 @@ def _record(row: Mapping[str, Any]) -> UsageRecord:
 async def insert_usage(db: Queryable, records: Sequence[UsageRecord]) -> None:
     """Insert ``records`` in one transaction (one driver executemany); rows already present are skipped.
 
-    On a PostgreSQL ``Database`` the batch is one statement; elsewhere (SQLite, or inside a
-    transaction, which does not say its dialect) one statement per row, which the triggers also count.
+    On PostgreSQL the batch is one statement (the rollup triggers then run once per batch); on SQLite
+    one statement per row.
     """
     if not records:
         return
     rows = [_row(record) for record in records]
-    if getattr(db, "dialect", None) == "postgresql":
+    if db.dialect == "postgresql":
         await db.execute_many(_PG_INSERT_BATCH, [{name: [row[name] for row in rows] for name in rows[0]}])
         return
     await db.execute_many(_INSERT, rows)
