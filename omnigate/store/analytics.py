@@ -10,7 +10,7 @@ from typing import Any, Literal
 import attrs
 
 from omnigate.store.database import Database
-from omnigate.store.rollups import HOUR_MS, PENDING_SQL, hours_covered, rollup_sql
+from omnigate.store.rollups import HOUR_MS, PENDING_SQL, RECORD_SUMS, hours_covered, rollup_sql
 
 __all__ = [
     "DIMENSIONS",
@@ -41,18 +41,6 @@ _SCOPE_FILTERS: Mapping[ScopeKind, str] = {
 }
 _BUCKET = "created_at / :bucket_ms"
 
-# "errors" are requests that failed or broke mid-stream; client cancellations are not errors.
-_SUMS = """COUNT(*) AS requests,
-    SUM(CASE WHEN status IN ('error', 'truncated') THEN 1 ELSE 0 END) AS errors,
-    SUM(CASE WHEN status = 'cache_hit' THEN 1 ELSE 0 END) AS cache_hits,
-    SUM(fallback_used) AS fallbacks,
-    SUM(input_tokens) AS input_tokens,
-    SUM(output_tokens) AS output_tokens,
-    SUM(cache_read_tokens) AS cache_read_tokens,
-    SUM(cache_write_tokens) AS cache_write_tokens,
-    SUM(reasoning_tokens) AS reasoning_tokens,
-    SUM(cost_micros) AS cost_micros,
-    SUM(CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END) AS unpriced"""
 # The fractions are PERCENTILES.
 _PG_LATENCY = "percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) AS latency"
 _FILTER = "{scope}created_at >= :start AND created_at < :end"
@@ -106,14 +94,16 @@ WHERE i IN (
 """
 
 # Everything that may fill a placeholder: fixed fragments and whitelisted column names, never input.
-_FRAGMENTS = frozenset({*DIMENSIONS.values(), *_SCOPE_FILTERS.values(), _BUCKET, "0", _SUMS, _PG_LATENCY})
+_FRAGMENTS = frozenset(
+    {*DIMENSIONS.values(), *_SCOPE_FILTERS.values(), _BUCKET, "0", RECORD_SUMS, _PG_LATENCY}
+)
 
 
 def _render(template: str, scope: ScopeKind, **parts: str) -> str:
     """Fill a template's placeholders with fragments from the fixed set (at import time only)."""
     parts = {
         "scope": _SCOPE_FILTERS[scope],
-        "sums": _SUMS,
+        "sums": RECORD_SUMS,
         "latency": _PG_LATENCY,
         "bucket": _BUCKET,
         **parts,

@@ -46,22 +46,28 @@ _PERCENTILES = (
     " CAST(ARRAY[0.5, 0.95, 0.99] AS DOUBLE PRECISION[])) AS latency"
 )
 
-# Records with the same counters the rollups hold; the histogram comes from the same bin function.
+# The counters over raw usage records, as the raw-row analytics and the rollups' edge hours both read
+# them. "errors" are requests that failed or broke mid-stream; client cancellations are not errors.
+RECORD_SUMS = """COUNT(*) AS requests,
+    SUM(CASE WHEN status IN ('error', 'truncated') THEN 1 ELSE 0 END) AS errors,
+    SUM(CASE WHEN status = 'cache_hit' THEN 1 ELSE 0 END) AS cache_hits,
+    SUM(fallback_used) AS fallbacks,
+    SUM(input_tokens) AS input_tokens,
+    SUM(output_tokens) AS output_tokens,
+    SUM(cache_read_tokens) AS cache_read_tokens,
+    SUM(cache_write_tokens) AS cache_write_tokens,
+    SUM(reasoning_tokens) AS reasoning_tokens,
+    SUM(cost_micros) AS cost_micros,
+    SUM(CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END) AS unpriced"""
+
+# Records with the same counters the rollups hold (a rollup's cost is 0, never NULL, when nothing in
+# the hour is priced); the histogram comes from the same bin function.
 _EDGES = """
     SELECT part, requests, errors, cache_hits, fallbacks, input_tokens, output_tokens, cache_read_tokens,
-        cache_write_tokens, reasoning_tokens, cost_micros, unpriced, latency_min, latency_max, {edge_bins}
+        cache_write_tokens, reasoning_tokens, COALESCE(cost_micros, 0) AS cost_micros, unpriced,
+        latency_min, latency_max, {edge_bins}
     FROM (
-        SELECT {raw_part} AS part, COUNT(*) AS requests,
-            SUM(CASE WHEN status IN ('error', 'truncated') THEN 1 ELSE 0 END) AS errors,
-            SUM(CASE WHEN status = 'cache_hit' THEN 1 ELSE 0 END) AS cache_hits,
-            SUM(fallback_used) AS fallbacks,
-            SUM(input_tokens) AS input_tokens,
-            SUM(output_tokens) AS output_tokens,
-            SUM(cache_read_tokens) AS cache_read_tokens,
-            SUM(cache_write_tokens) AS cache_write_tokens,
-            SUM(reasoning_tokens) AS reasoning_tokens,
-            COALESCE(SUM(cost_micros), 0) AS cost_micros,
-            SUM(CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END) AS unpriced,
+        SELECT {raw_part} AS part, {record_sums},
             MIN(latency_ms) AS latency_min, MAX(latency_ms) AS latency_max,
             usage_latency_histogram(array_agg(latency_ms)) AS h
         FROM usage_records
@@ -136,7 +142,15 @@ def _build(scope: str, group_by: str | None, kind: str) -> str:
     series = kind == "series"
     rollup_part = "hour / :bucket_hours" if series else _GROUPS_BY[group_by][1]
     raw_part = "created_at / :bucket_ms" if series else _RAW_GROUPS[group_by]
-    edges = _fill(_EDGES, {"edge_bins": _EDGE_BINS, "raw_part": raw_part, "raw_scope": _RAW_SCOPES[scope]})
+    edges = _fill(
+        _EDGES,
+        {
+            "edge_bins": _EDGE_BINS,
+            "raw_part": raw_part,
+            "raw_scope": _RAW_SCOPES[scope],
+            "record_sums": RECORD_SUMS,
+        },
+    )
     source = _fill(
         _SOURCE,
         {
