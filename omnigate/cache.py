@@ -33,7 +33,7 @@ class LoadingCache(Generic[K, P]):
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._clock = clock
-        # key hash -> (expires at, reload from, value)
+        # key -> (expires at, reload from, value)
         self._entries: OrderedDict[K, tuple[float, float, P | None]] = OrderedDict()
         self._loading: dict[K, asyncio.Future[P | None]] = {}
         self._refreshes: set[asyncio.Task[None]] = set()
