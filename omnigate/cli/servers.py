@@ -41,6 +41,7 @@ def run_hypercorn(options: ServeOptions) -> int:
     config.keep_alive_timeout = KEEP_ALIVE_S
     config.use_reloader = options.reload
     config.accesslog = None  # omnigate logs each request itself
+    config.include_server_header = False  # names the software to scanners; h11 validates every header
     config.errorlog = "-"
     with multiprocess_directory(options.workers):  # so /metrics on any worker counts every worker
         if options.reload:
@@ -135,6 +136,7 @@ def run_uvicorn(options: ServeOptions) -> int:
             interface="asgi3",
             lifespan="on",  # opens the store; its shutdown flushes the usage writer
             access_log=False,  # omnigate logs each request itself
+            server_header=False,  # as under hypercorn: the server software is not announced
             proxy_headers=False,  # as under hypercorn: the peer is the client, forwarded headers are data
             timeout_keep_alive=KEEP_ALIVE_S,
             timeout_graceful_shutdown=math.ceil(options.graceful_timeout_s),

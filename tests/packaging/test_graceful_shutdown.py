@@ -121,6 +121,7 @@ async def test_sigterm_lets_an_open_stream_finish(launcher: str, workers: int, t
                     "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=tenant.headers
                 ) as response:
                     assert response.status_code == 200
+                    assert "server" not in response.headers, "the server software is not announced"
                     async for line in response.aiter_lines():
                         if signalled_at is None and '"p0 ' in line:
                             process.send_signal(signal.SIGTERM)
