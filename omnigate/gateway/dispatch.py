@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from omnigate.chat.models import ChatRequest, ChatResult, ChatStream, StreamChunk, Usage
+from omnigate.chat.models import ChatRequest, ChatResult, ChatStream, Usage
 from omnigate.chat.validate import parse_chat_request
 from omnigate.errors import InvalidRequestError, OmnigateError, PermissionDeniedError, UpstreamError
 from omnigate.gateway.accounting import Ledger
@@ -215,7 +215,8 @@ class _Relay:
             await self._body(data)
 
     def take_held(self) -> bytes:
-        held, self._held = b"".join(self._held), []
+        held = b"".join(self._held)
+        self._held.clear()  # in place: run() holds on to the list
         return held
 
     async def _flush(self) -> None:
@@ -232,12 +233,19 @@ class _Relay:
         self, stream: ChatStream, call: Call, headers: list[tuple[bytes, bytes]], ledger: Ledger
     ) -> None:
         token = CURRENT_PACER.set(self.pacer)
+        render, reply, pacer, held = self.surface.stream_chunk, self.reply, self.pacer, self._held
         try:
             async for chunk in stream:
                 if not self.started:
                     await self._start(headers)
-                self._note(chunk)
-                await self._emit(self.surface.stream_chunk(chunk, self.reply))
+                if chunk.usage is not None:
+                    self.usage = chunk.usage
+                if chunk.finish_reason is not None:
+                    self.finish_reason = chunk.finish_reason
+                if pacer.cooperative:  # _emit, inlined: this loop runs once per event
+                    held.append(render(chunk, reply))
+                else:
+                    await self._body(render(chunk, reply))
         finally:
             CURRENT_PACER.reset(token)
         if not self.started:
@@ -246,12 +254,6 @@ class _Relay:
         end = self.surface.stream_end(self.usage, self.finish_reason, self.reply)
         await self._body(self.take_held() + end, more=False)
         ledger.finish(STATUS_OK, 200, self.usage)
-
-    def _note(self, chunk: StreamChunk) -> None:
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        if chunk.finish_reason is not None:
-            self.finish_reason = chunk.finish_reason
 
 
 def _wants_usage(request: ChatRequest, surface: str) -> bool:

@@ -20,10 +20,20 @@ class SSEEvent:
 
 
 async def iter_sse(response: aiohttp.ClientResponse, provider: str) -> AsyncIterator[SSEEvent]:
-    """Events as they arrive (LF or CRLF line endings; comments skipped; multi-line data joined).
+    """Events one by one (see :func:`iter_sse_batches`)."""
+    async for batch in iter_sse_batches(response, provider):
+        for event in batch:
+            yield event
 
-    A transport failure mid-stream raises a non-retryable UpstreamError; an event left unterminated
-    when the body ends is still delivered (Gemini ends streams by closing).
+
+async def iter_sse_batches(response: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[SSEEvent]]:
+    """The events completed by each read, as they arrive (LF or CRLF line endings; comments skipped;
+    multi-line data joined); never an empty list.
+
+    A read under load often holds a whole answer: handing its events over together saves the readers a
+    generator round trip per event. A transport failure mid-stream raises a non-retryable
+    UpstreamError; an event left unterminated when the body ends is still delivered (Gemini ends
+    streams by closing).
     """
     buffer = b""
     data_lines: list[str] = []
@@ -35,15 +45,20 @@ async def iter_sse(response: aiohttp.ClientResponse, provider: str) -> AsyncIter
                 continue
             # Providers end lines with LF or CRLF; a lone CR (allowed by the SSE spec) is not used by any.
             *lines, buffer = buffer.split(b"\n")
+            batch: list[SSEEvent] = []
             for line in lines:
                 if line in _BLANK:  # dispatch; a name without data is dropped too (the SSE spec)
                     if data_lines:
-                        yield SSEEvent("\n".join(data_lines), event_name)
+                        batch.append(SSEEvent("\n".join(data_lines), event_name))
                     data_lines, event_name = [], None
-                    continue
-                name = _feed(line.rstrip(b"\r"), data_lines)
-                if name is not None:
-                    event_name = name
+                elif line.startswith(b"data: "):
+                    data_lines.append(line[6:].rstrip(b"\r").decode("utf-8", "replace"))
+                else:
+                    name = _feed(line.rstrip(b"\r"), data_lines)
+                    if name is not None:
+                        event_name = name
+            if batch:
+                yield batch
     except TRANSPORT_ERRORS as exc:
         raise transport_error(provider, exc, started=True) from None
     if buffer.strip():
@@ -51,7 +66,7 @@ async def iter_sse(response: aiohttp.ClientResponse, provider: str) -> AsyncIter
         if name is not None:
             event_name = name
     if data_lines:
-        yield SSEEvent("\n".join(data_lines), event_name)
+        yield [SSEEvent("\n".join(data_lines), event_name)]
 
 
 def _feed(raw: bytes, data_lines: list[str]) -> str | None:

@@ -119,11 +119,16 @@ class _PrimedChunks:
     def __aiter__(self) -> _PrimedChunks:
         return self
 
-    async def __anext__(self) -> StreamChunk:
+    def __anext__(self) -> Awaitable[StreamChunk]:
+        # After the first chunk, the underlying iterator's own awaitable: no extra frame per chunk.
         if self._first is not None:
             first, self._first = self._first, None
-            return first
-        return await anext(self._rest)
+            return _ready(first)
+        return self._rest.__anext__()
+
+
+async def _ready(chunk: StreamChunk) -> StreamChunk:
+    return chunk
 
 
 async def prime_stream(stream: ChatStream) -> ChatStream:

@@ -11,7 +11,7 @@ import aiohttp
 from omnigate import hookimpl
 from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import UpstreamError
-from omnigate.gateway.sse import SSEEvent, iter_sse
+from omnigate.gateway.sse import SSEEvent, iter_sse_batches
 from omnigate.gateway.streams import relay_stream
 from omnigate.gateway.upstream import new_session, post, read_body
 from omnigate.plugin.interfaces import Call, PluginContext
@@ -80,23 +80,24 @@ def _open_stream(response: aiohttp.ClientResponse, model: str, provisional_id: s
 
     async def chunks() -> AsyncGenerator[StreamChunk, None]:
         yielded = False
-        events = cast(AsyncGenerator[SSEEvent, None], iter_sse(response, PROVIDER))
-        async with contextlib.aclosing(events):
-            async for event in events:
-                try:
-                    chunk = translator.feed(event.event, event.data)
-                except UpstreamError as exc:
-                    # Overloaded before anything reached the caller: a retry is still safe.
-                    if exc.code == "overloaded_error" and not yielded:
-                        exc.retryable = True
-                    raise
-                if translator.id is not None and event.event == "message_start":
-                    stream.id, stream.model = translator.id, translator.model
-                if chunk is not None:
-                    yielded = True
-                    yield chunk
-                if translator.done:
-                    return
+        batches = cast(AsyncGenerator[list[SSEEvent], None], iter_sse_batches(response, PROVIDER))
+        async with contextlib.aclosing(batches):
+            async for events in batches:
+                for event in events:
+                    try:
+                        chunk = translator.feed(event.event, event.data)
+                    except UpstreamError as exc:
+                        # Overloaded before anything reached the caller: a retry is still safe.
+                        if exc.code == "overloaded_error" and not yielded:
+                            exc.retryable = True
+                        raise
+                    if translator.id is not None and event.event == "message_start":
+                        stream.id, stream.model = translator.id, translator.model
+                    if chunk is not None:
+                        yielded = True
+                        yield chunk
+                    if translator.done:
+                        return
         raise UpstreamError(
             f"{PROVIDER} stream ended before message_stop",
             provider=PROVIDER,

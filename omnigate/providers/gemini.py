@@ -13,7 +13,7 @@ import orjson
 from omnigate import hookimpl
 from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import UpstreamError
-from omnigate.gateway.sse import iter_sse
+from omnigate.gateway.sse import iter_sse_batches
 from omnigate.gateway.streams import relay_stream
 from omnigate.gateway.upstream import new_session, post, read_body
 from omnigate.plugin.interfaces import Call, PluginContext
@@ -84,16 +84,17 @@ def _open_stream(response: aiohttp.ClientResponse, model: str, secrets: list[str
     translator = StreamTranslator(secrets)
 
     async def chunks() -> AsyncGenerator[StreamChunk, None]:
-        async for event in iter_sse(response, NAME):
-            if not event.data.strip():
-                continue
-            try:
-                doc = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                raise bad_response("stream event is not JSON") from None
-            chunk = translator.feed(doc)
-            if chunk is not None:
-                yield chunk
+        async for events in iter_sse_batches(response, NAME):
+            for event in events:
+                if not event.data.strip():
+                    continue
+                try:
+                    doc = orjson.loads(event.data)
+                except orjson.JSONDecodeError:
+                    raise bad_response("stream event is not JSON") from None
+                chunk = translator.feed(doc)
+                if chunk is not None:
+                    yield chunk
         # Gemini has no end sentinel: only a finishReason tells a finished answer from a dropped connection.
         if not translator.finished:
             raise UpstreamError(

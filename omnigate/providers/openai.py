@@ -11,7 +11,7 @@ import aiohttp
 from omnigate import hookimpl
 from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import InvalidRequestError, UpstreamError
-from omnigate.gateway.sse import SSEEvent, iter_sse
+from omnigate.gateway.sse import SSEEvent, iter_sse_batches
 from omnigate.gateway.streams import relay_stream
 from omnigate.gateway.upstream import new_session, post, read_body
 from omnigate.plugin.interfaces import Call, PluginContext
@@ -76,16 +76,19 @@ def open_stream(
 
     async def generate() -> AsyncGenerator[StreamChunk, None]:
         first = True
-        events = cast(AsyncGenerator[SSEEvent, None], iter_sse(response, provider))
-        async with contextlib.aclosing(events):
-            async for event in events:
-                chunk = parser.feed(event.data)
-                if chunk is not None:
-                    if first:
-                        stream.id = parser.id or stream.id
-                        stream.model = parser.model or stream.model
-                        first = False
-                    yield chunk
+        batches = cast(AsyncGenerator[list[SSEEvent], None], iter_sse_batches(response, provider))
+        async with contextlib.aclosing(batches):
+            async for events in batches:
+                for event in events:
+                    chunk = parser.feed(event.data)
+                    if chunk is not None:
+                        if first:
+                            stream.id = parser.id or stream.id
+                            stream.model = parser.model or stream.model
+                            first = False
+                        yield chunk
+                    if parser.done:
+                        break
                 if parser.done:
                     break
         if not parser.done:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -41,14 +42,10 @@ class OpenAISurface:
         }
 
     def _chunk(self, reply: Reply, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        payload = {
-            "id": reply.id,
-            "object": "chat.completion.chunk",
-            "created": reply.created,
-            "model": reply.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-        }
-        return frame(orjson.dumps(payload))
+        # The bytes orjson would write for {"id", "object", "created", "model", "choices": [{"index",
+        # "delta", "logprobs", "finish_reason"}]}, with the part every chunk of the answer shares built once.
+        tail = _NO_FINISH if finish_reason is None else _finish_tail(finish_reason)
+        return _chunk_head(reply.id, reply.created, reply.model) + orjson.dumps(delta) + tail
 
     def stream_start(self, reply: Reply) -> bytes:
         return self._chunk(reply, {"role": "assistant", "content": "", "refusal": None})
@@ -86,6 +83,26 @@ class OpenAISurface:
     def stream_error(self, error: OmnigateError, reply: Reply) -> bytes:
         # The openai SDK raises APIError on an event whose JSON has a truthy "error" key.
         return frame(error.body())
+
+
+_NO_FINISH = b',"logprobs":null,"finish_reason":null}]}\n\n'
+
+
+@functools.lru_cache(maxsize=1024)
+def _chunk_head(completion_id: str, created: int, model: str) -> bytes:
+    return (
+        b'data: {"id":'
+        + orjson.dumps(completion_id)
+        + b',"object":"chat.completion.chunk","created":'
+        + orjson.dumps(created)
+        + b',"model":'
+        + orjson.dumps(model)
+        + b',"choices":[{"index":0,"delta":'
+    )
+
+
+def _finish_tail(finish_reason: str) -> bytes:
+    return b',"logprobs":null,"finish_reason":' + orjson.dumps(finish_reason) + b"}]}\n\n"
 
 
 def _tool_delta(index: int, call_id: str | None, name: str | None, arguments: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from omnigate.gateway.sse import SSEEvent, iter_sse
+from omnigate.gateway.sse import SSEEvent, iter_sse, iter_sse_batches
 
 
 class Pieces:
@@ -44,3 +44,16 @@ async def test_an_unterminated_last_event_is_still_delivered() -> None:
 async def test_many_events_in_one_read() -> None:
     body = b"".join(f"data: {i}\n\n".encode() for i in range(50))
     assert [e.data for e in await events(body)] == [str(i) for i in range(50)]
+
+
+async def test_batches_hold_the_events_each_read_completed() -> None:
+    response = SimpleNamespace(
+        content=Pieces(b"data: 1\n\ndata: 2\n\ndata: 3", b"\n", b"\ndata:4\r\n\r\n: ping\n\n", b"data: 5")
+    )
+    batches = [batch async for batch in iter_sse_batches(response, "openai")]  # type: ignore[arg-type]
+    # The second read completes no event and the comment dispatches none: neither gives an empty batch.
+    assert batches == [[SSEEvent("1"), SSEEvent("2")], [SSEEvent("3"), SSEEvent("4")], [SSEEvent("5")]]
+
+
+async def test_a_data_line_without_the_space_or_with_a_crlf_reads_the_same() -> None:
+    assert await events(b"data:x\r\n\r\ndata: y\r\ndata:  z\r\n\r\n") == [SSEEvent("x"), SSEEvent("y\n z")]
