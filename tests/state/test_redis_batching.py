@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import coredis
 import pytest
 
-from omnigate.state import Counter, SharedState
+from omnigate.state import Counter, MemoryState, SharedState
 
 from .harness import REDIS_URL, delete_prefix, lifespan_state, unique_prefix
 
@@ -99,3 +100,56 @@ async def test_a_held_settlement_alone_leaves_after_the_hold(redis_state: tuple[
     state, _ = redis_state
     assert await asyncio.wait_for(state.add([Counter("s", 3)], urgent=False), 1.0) == (3,)
     assert await state.get_counters(["s"]) == (3,)
+
+
+def random_operations(rng: random.Random, count: int) -> list[tuple[bool, list[Counter]]]:
+    """Reservations and adds over a few shared keys; "big" crosses 2**52 (where sums leave Lua numbers)."""
+    operations = []
+    for _ in range(count):
+        items = []
+        for _ in range(rng.randint(1, 3)):
+            key = rng.choice(["a", "b", "c", "big"])
+            if key == "big":  # no limit: limit checks are exact only below 2**53
+                items.append(
+                    Counter(key, rng.choice([0, 5, -3, 2**52 + 7, -(2**51)]), None, rng.choice([None, 60.0]))
+                )
+            else:
+                amount = rng.choice([0, 1, 2, 7, -1])
+                items.append(
+                    Counter(key, amount, rng.choice([None, 10, 25]), rng.choice([None, 60.0, 120.0]))
+                )
+        operations.append((rng.random() < 0.6, items))
+    return operations
+
+
+async def outcome(state: SharedState, check: bool, items: list[Counter]) -> tuple[object, ...]:
+    try:
+        if not check:
+            return ("added", await state.add(items))
+        reservation = await state.reserve(items)
+    except ValueError:
+        return ("failed",)
+    # TTLs: missing (-2) and none (-1) exactly, a set one to within a second (Redis counts down).
+    ttls = tuple(t if t < 0 else round(t / 1000) for t in reservation.ttls_ms)
+    return ("reserved", reservation.admitted, reservation.refused, reservation.values, ttls)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_a_batch_answers_as_its_operations_would_one_by_one(
+    redis_state: tuple[SharedState, str], seed: int
+) -> None:
+    state, prefix = redis_state
+    rng = random.Random(seed)
+    reference = MemoryState("reference:")
+    async with coredis.Redis.from_url(REDIS_URL) as client:
+        await client.set(prefix + "text", "abc")
+    await reference.set("text", b"abc")
+    for round_ in range(3):  # later rounds start from what earlier batches left in Redis
+        operations = random_operations(rng, 40)
+        if round_ == 1:
+            operations.insert(5, (True, [Counter("a", 1, 10), Counter("text", 1)]))  # fails alone
+        got = await asyncio.gather(*(outcome(state, check, items) for check, items in operations))
+        want = [await outcome(reference, check, items) for check, items in operations]
+        assert got == want
+    keys = ["a", "b", "c", "big"]
+    assert await state.get_counters(keys) == await reference.get_counters(keys)
