@@ -61,6 +61,10 @@ class AccessLogMiddleware:
             record=record,
             upstream_ms=None if upstream_s is None else round(upstream_s * 1000.0, 3),
         )
+        if self.observers:
+            notify(self.observers, outcome)
+        if not logger.isEnabledFor(logging.INFO):
+            return
         extra = {
             "method": outcome.method,
             "path": outcome.path,
@@ -87,5 +91,3 @@ class AccessLogMiddleware:
             outcome.duration_ms,
             extra=extra,
         )
-        if self.observers:
-            notify(self.observers, outcome)
