@@ -155,18 +155,14 @@ def encode(batch: Sequence[Operation]) -> tuple[list[str], str]:
     index: dict[str, int] = {}
     tokens: list[str] = []
     for op in batch:
-        tokens += ("r" if op.check else "a", str(len(op.items)))
+        tokens.append(f"{'r' if op.check else 'a'},{len(op.items)}")
         for key, item in zip(op.keys, op.items, strict=True):
             at = index.get(key)
             if at is None:
                 at = index[key] = len(index) + 1
-            ttl_ms = ttl_to_ms(item.ttl_s)
-            tokens += (
-                str(at),
-                str(item.amount),
-                "_" if item.limit is None else str(item.limit),
-                "_" if ttl_ms is None else str(ttl_ms),
-            )
+            limit = "_" if item.limit is None else item.limit
+            ttl = "_" if item.ttl_s is None else ttl_to_ms(item.ttl_s)
+            tokens.append(f"{at},{item.amount},{limit},{ttl}")
     return list(index), ",".join(tokens)
 
 
