@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import psycopg
 
-from bench.procs import ROOT, free_port, python, started, tree_rss_mb, wait_port, wait_ready
+from bench.procs import ROOT, free_port, python, started, tree_cpu_s, tree_rss_mb, wait_port, wait_ready
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "OMNIGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -112,6 +112,15 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measured(target: Target, concurrency: int, duration: float, stream: bool) -> dict[str, float]:
+    """One load run, plus the server's CPU microseconds per request (its whole process tree)."""
+    before = tree_cpu_s(target.pid) if target.pid else 0.0
+    result = loadgen(target, concurrency, duration, stream)
+    if target.pid and result["requests"]:
+        result["cpu_us_req"] = (tree_cpu_s(target.pid) - before) * 1e6 / result["requests"]
+    return result
 
 
 def loadgen(target: Target, concurrency: int, duration: float, stream: bool) -> dict[str, float]:
@@ -214,6 +223,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         "added_p50_ms",
         "x_aiohttp",
         "x_starlette",
+        "cpu_us_req",
+        "cpu_x_starlette",
         "rss_start_mb",
         "rss_end_mb",
         "errors",
@@ -252,6 +263,12 @@ def summarise(
                 "added_p50_ms": run["p50_ms"] - direct["p50_ms"] if direct else None,
                 "x_aiohttp": run["rps"] / floor_a["rps"] if floor_a and floor_a["rps"] else None,
                 "x_starlette": run["rps"] / floor_s["rps"] if floor_s and floor_s["rps"] else None,
+                # The floor's server CPU per request over this one's (1.0 = as cheap as the floor).
+                "cpu_x_starlette": (
+                    floor_s["cpu_us_req"] / run["cpu_us_req"]
+                    if floor_s and floor_s.get("cpu_us_req") and run.get("cpu_us_req")
+                    else None
+                ),
                 "rss_start_mb": rss.get(config, (None, None))[0],
                 "rss_end_mb": rss.get(config, (None, None))[1],
             }
@@ -300,7 +317,7 @@ def main() -> None:
                 for mode, concurrency, stream in modes:
                     for target in found:
                         results.setdefault((target.name, mode), []).append(
-                            loadgen(target, concurrency, duration, stream)
+                            measured(target, concurrency, duration, stream)
                         )
             rss = {t.name: (t.rss_start, tree_rss_mb(t.pid)) for t in found if t.pid}
     rows = summarise(results, rss)
