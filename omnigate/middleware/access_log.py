@@ -31,18 +31,21 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        ended: float | None = None
         status = 500
 
         async def send_observed(message: Message) -> None:
-            nonlocal status
+            nonlocal status, ended
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                ended = time.perf_counter()  # the client has it all; what runs after is not its latency
             await send(message)
 
         try:
             await self.app(scope, receive, send_observed)
         finally:
-            self._finish(scope, status, (time.perf_counter() - started) * 1000.0)
+            self._finish(scope, status, ((ended or time.perf_counter()) - started) * 1000.0)
 
     def _finish(self, scope: Scope, status: int, duration_ms: float) -> None:
         principal = scope.get(SCOPE_PRINCIPAL)
