@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import sys
 import time
@@ -52,6 +53,38 @@ async def worker(
         latencies.append(time.perf_counter() - started)
 
 
+STAMP = re.compile(rb'"content":"@(\d+) ')  # the send time the paced upstream writes in each event
+
+
+async def relay_worker(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    stop_at: float,
+    latencies: list[float],
+    delays: list[float],
+    errors: list[int],
+) -> None:
+    """Paced streams, read line by line as they arrive: how long each stamped event took to get here."""
+    while time.perf_counter() < stop_at:
+        started = time.perf_counter()
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                if response.status != 200:
+                    await response.read()
+                    errors.append(response.status)
+                    continue
+                async for line in response.content:
+                    stamp = STAMP.search(line)
+                    if stamp:
+                        delays.append((time.time_ns() - int(stamp.group(1))) / 1e9)
+        except (TimeoutError, aiohttp.ClientError):
+            errors.append(0)
+            continue
+        latencies.append(time.perf_counter() - started)
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -59,26 +92,42 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(url: str, key: str | None, concurrency: int, duration: float, stream: bool) -> dict[str, float]:
+async def run(
+    url: str, key: str | None, concurrency: int, duration: float, stream: bool, relay_pace_ms: float | None
+) -> dict[str, float]:
     headers = {"content-type": "application/json"}
     if key:
         headers["authorization"] = f"Bearer {key}"
     latencies: list[float] = []
     ttfbs: list[float] = []
+    delays: list[float] = []
     errors: list[int] = []
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
         started = time.perf_counter()
         stop_at = started + duration
-        body = STREAM_BODY if stream else JSON_BODY
-        await asyncio.gather(
-            *(
+        if relay_pace_ms is not None:
+            body = orjson.dumps({**orjson.loads(STREAM_BODY), "bench_pace_ms": relay_pace_ms})
+            workers = [
+                relay_worker(session, url, body, headers, stop_at, latencies, delays, errors)
+                for _ in range(concurrency)
+            ]
+        else:
+            body = STREAM_BODY if stream else JSON_BODY
+            workers = [
                 worker(session, url, body, headers, stop_at, latencies, ttfbs, errors)
                 for _ in range(concurrency)
-            )
-        )
+            ]
+        await asyncio.gather(*workers)
         elapsed = time.perf_counter() - started
+    relay = {}
+    if relay_pace_ms is not None:
+        relay = {
+            "relay_p50_ms": percentile(delays, 0.5) * 1000,
+            "relay_p99_ms": percentile(delays, 0.99) * 1000,
+        }
     return {
+        **relay,
         "requests": len(latencies),
         "errors": len(errors),
         "rps": len(latencies) / elapsed,
@@ -96,6 +145,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--relay-pace-ms",
+        type=float,
+        help="paced streams (events this far apart, each stamped by the upstream): report each event's relay delay",
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -103,7 +157,9 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run(run(args.url, args.key, args.concurrency, args.duration, args.stream))
+    result = asyncio.run(
+        run(args.url, args.key, args.concurrency, args.duration, args.stream, args.relay_pace_ms)
+    )
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
 

@@ -40,6 +40,17 @@ CONFIGS = (
 )
 
 
+RELAY_PACE_MS = 10.0
+
+
+@attrs.frozen
+class Mode:
+    name: str
+    concurrency: int
+    stream: bool = False
+    relay_pace_ms: float | None = None
+
+
 @attrs.define
 class Target:
     name: str
@@ -114,16 +125,18 @@ def postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def measured(target: Target, concurrency: int, duration: float, stream: bool) -> dict[str, float]:
+def measured(target: Target, mode: Mode, duration: float) -> dict[str, float]:
     """One load run, plus the server's CPU microseconds per request (its whole process tree)."""
     before = tree_cpu_s(target.pid) if target.pid else 0.0
-    result = loadgen(target, concurrency, duration, stream)
-    if target.pid and result["requests"]:
+    result = loadgen(target, mode.concurrency, duration, mode.stream, mode.relay_pace_ms)
+    if target.pid and result["requests"] and mode.relay_pace_ms is None:  # paced: mostly idle time
         result["cpu_us_req"] = (tree_cpu_s(target.pid) - before) * 1e6 / result["requests"]
     return result
 
 
-def loadgen(target: Target, concurrency: int, duration: float, stream: bool) -> dict[str, float]:
+def loadgen(
+    target: Target, concurrency: int, duration: float, stream: bool, relay_pace_ms: float | None = None
+) -> dict[str, float]:
     args = [
         python(),
         "-m",
@@ -139,6 +152,8 @@ def loadgen(target: Target, concurrency: int, duration: float, stream: bool) -> 
         args += ["--key", target.key]
     if stream:
         args.append("--stream")
+    if relay_pace_ms is not None:
+        args += ["--relay-pace-ms", str(relay_pace_ms)]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout))
 
@@ -225,6 +240,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         "x_starlette",
         "cpu_us_req",
         "cpu_x_starlette",
+        "relay_p50_ms",
+        "relay_p99_ms",
         "rss_start_mb",
         "rss_end_mb",
         "errors",
@@ -260,7 +277,12 @@ def summarise(
                 "config": config,
                 "mode": mode,
                 **run,
-                "added_p50_ms": run["p50_ms"] - direct["p50_ms"] if direct else None,
+                # A run without a finished request has no percentiles (None); the caller reports it.
+                "added_p50_ms": (
+                    run["p50_ms"] - direct["p50_ms"]
+                    if direct and run["p50_ms"] is not None and direct["p50_ms"] is not None
+                    else None
+                ),
                 "x_aiohttp": run["rps"] / floor_a["rps"] if floor_a and floor_a["rps"] else None,
                 "x_starlette": run["rps"] / floor_s["rps"] if floor_s and floor_s["rps"] else None,
                 # The floor's server CPU per request over this one's (1.0 = as cheap as the floor).
@@ -298,7 +320,14 @@ def main() -> None:
     unknown = sorted(set(configs) - set(CONFIGS))
     if unknown:
         parser.error(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
-    modes = [("json", args.concurrency, False), ("json-c1", 1, False), ("stream", args.concurrency, True)]
+    modes = [
+        Mode("json", args.concurrency),
+        Mode("json-c1", 1),
+        Mode("stream", args.concurrency, stream=True),
+        # One connection, events 10 ms apart: how long each event takes from the upstream's write to
+        # the client (relay_p50_ms / relay_p99_ms; the direct row is the loopback itself).
+        Mode("relay-c1", 1, stream=True, relay_pace_ms=RELAY_PACE_MS),
+    ]
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"omnigate-bench-{uuid.uuid4().hex[:6]}"
     tmp.mkdir(parents=True)
     upstream_port = free_port()
@@ -314,10 +343,10 @@ def main() -> None:
             for target in found:  # warm-up: connections, caches, code paths
                 loadgen(target, args.concurrency, min(duration, 1.0), False)
             for _ in range(rounds):
-                for mode, concurrency, stream in modes:
+                for mode in modes:
                     for target in found:
-                        results.setdefault((target.name, mode), []).append(
-                            measured(target, concurrency, duration, stream)
+                        results.setdefault((target.name, mode.name), []).append(
+                            measured(target, mode, duration)
                         )
             rss = {t.name: (t.rss_start, tree_rss_mb(t.pid)) for t in found if t.pid}
     rows = summarise(results, rss)

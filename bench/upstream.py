@@ -32,37 +32,42 @@ def completion_body() -> bytes:
     )
 
 
-def stream_events(chunks: int) -> list[bytes]:
-    def chunk(delta: dict[str, object], finish: str | None = None, **extra: object) -> bytes:
-        payload = {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if delta is not None else [],
-            **extra,
-        }
-        return b"data: " + orjson.dumps(payload) + b"\n\n"
+def stream_event(delta: dict[str, object] | None, finish: str | None = None, **extra: object) -> bytes:
+    """One `chat.completion.chunk` event; ``delta=None`` gives the choice-less usage chunk."""
+    payload = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if delta is not None else [],
+        **extra,
+    }
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": "word "}) for _ in range(chunks)]
-    events.append(chunk({}, "stop"))
-    events.append(
-        b"data: "
-        + orjson.dumps(
-            {
-                "id": "chatcmpl-bench",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "gpt-4o-mini",
-                "choices": [],
-                "usage": USAGE,
-            }
-        )
-        + b"\n\n"
-    )
+
+def stream_events(chunks: int) -> list[bytes]:
+    events = [stream_event({"role": "assistant", "content": ""})]
+    events += [stream_event({"content": "word "}) for _ in range(chunks)]
+    events.append(stream_event({}, "stop"))
+    events.append(stream_event(None, usage=USAGE))
     events.append(b"data: [DONE]\n\n")
     return events
+
+
+async def paced_stream(request: web.Request, chunks: int, pace_s: float) -> web.StreamResponse:
+    """Content events ``pace_s`` apart, each text stamped with its send time (``@<ns since the epoch>``),
+    so a client can time how long every event took to reach it (the relay mode of the load generator)."""
+    events = stream_events(chunks)
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(events[0])
+    for _ in range(chunks):
+        await asyncio.sleep(pace_s)
+        await response.write(stream_event({"content": f"@{time.time_ns()} "}))
+    for event in events[-3:]:
+        await response.write(event)
+    await response.write_eof()
+    return response
 
 
 def make_app(chunks: int) -> web.Application:
@@ -71,6 +76,8 @@ def make_app(chunks: int) -> web.Application:
 
     async def chat(request: web.Request) -> web.StreamResponse:
         payload = await request.read()
+        if b'"bench_pace_ms"' in payload:  # passes through a gateway: unknown fields are forwarded
+            return await paced_stream(request, chunks, orjson.loads(payload)["bench_pace_ms"] / 1000)
         if b'"stream":true' not in payload.replace(b" ", b""):
             return web.Response(body=body, content_type="application/json")
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
