@@ -193,14 +193,21 @@ class Admission:
             return
         now = self.clock()
         adjustments = [c for part in self.parts for c in part.settlement(outcome, now) if c.amount]
-        await self._add(adjustments, "settle", urgent=False)
+        if adjustments:
+            # The answer is out: nothing waits for the settlement (it rides with the next operation).
+            self.state.add_later(adjustments, _settlement_failed)
         self.held = False
 
-    async def _add(self, counters: list[Counter], what: str, *, urgent: bool = True) -> None:
+    async def _add(self, counters: list[Counter], what: str) -> None:
         if not counters:
             return
         try:
-            await self.state.add(counters, urgent=urgent)
+            await self.state.add(counters)
         except StateUnavailableError as error:
             # The counters keep the whole reservation until their window ends: conservative, never over.
             OutageLog.log(f"could not {what} a reservation: the shared state is unavailable", error)
+
+
+def _settlement_failed(error: Exception) -> None:
+    # The counters keep the whole reservation until their window ends: conservative, never over.
+    OutageLog.log("could not settle a reservation", error)

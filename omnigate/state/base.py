@@ -57,9 +57,14 @@ class SharedState(Protocol):
 
     async def reserve(self, items: Sequence[Counter]) -> Reservation: ...
 
-    async def add(self, items: Sequence[Counter], *, urgent: bool = True) -> tuple[int, ...]:
-        """Unconditional adds. ``urgent=False`` lets a backend hold them briefly to send them with
-        the next operation (a settlement nobody waits on); the values returned are still the result."""
+    async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
+        """Unconditional adds; the counters' values after them."""
+        ...
+
+    def add_later(self, items: Sequence[Counter], on_error: Callable[[Exception], None]) -> None:
+        """Unconditional adds nobody waits for (a settlement once the answer is out): queued at once,
+        in order with every later operation, and possibly held briefly to travel with the next one.
+        A failure goes to ``on_error``; nothing is raised."""
         ...
 
     async def get_counters(self, keys: Sequence[str]) -> tuple[int, ...]: ...

@@ -133,7 +133,16 @@ class MemoryState:
         values = self._apply(items, keys, now)
         return Reservation(True, None, values, tuple(self._pttl(key, now) for key in keys))
 
-    async def add(self, items: Sequence[Counter], *, urgent: bool = True) -> tuple[int, ...]:
+    async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
+        return self._add(items)
+
+    def add_later(self, items: Sequence[Counter], on_error: Callable[[Exception], None]) -> None:
+        try:
+            self._add(items)  # in process there is nothing to wait for: applied now
+        except Exception as error:
+            on_error(error)
+
+    def _add(self, items: Sequence[Counter]) -> tuple[int, ...]:
         check_counters(items)
         now = self._now()
         keys = [self.prefix + item.key for item in items]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
@@ -201,15 +202,25 @@ class RedisState:
             ttls_ms=tuple(int(v) for v in reply[2 + n :]),
         )
 
-    async def add(self, items: Sequence[Counter], *, urgent: bool = True) -> tuple[int, ...]:
-        reply = await self._run(False, items, urgent=urgent)
+    async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
+        reply = await self._run(False, items)
         return tuple(int(v) for v in reply[2 : 2 + len(items)])
 
-    async def _run(self, check: bool, items: Sequence[Counter], *, urgent: bool = True) -> list[bytes]:
+    def add_later(self, items: Sequence[Counter], on_error: Callable[[Exception], None]) -> None:
+        try:
+            check_counters(items)
+        except (TypeError, ValueError) as error:
+            on_error(error)
+            return
+        if items:
+            future = self._counters.enqueue(self.prefix, False, items, urgent=False)
+            future.add_done_callback(functools.partial(_report_failure, on_error))
+
+    async def _run(self, check: bool, items: Sequence[Counter]) -> list[bytes]:
         check_counters(items)
         if not items:
             return [b"1", b"-1"]
-        return await self._counters.submit(self.prefix, check, items, urgent=urgent)
+        return await self._counters.submit(self.prefix, check, items)
 
     async def _run_counters_script(self, keys: list[str], args: list[str]) -> bytes:
         with _boundary():
@@ -258,3 +269,11 @@ class RedisState:
     async def ping(self) -> None:
         with _boundary():
             await self._client.ping()
+
+
+def _report_failure(on_error: Callable[[Exception], None], future: asyncio.Future[list[bytes]]) -> None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if isinstance(error, Exception):
+        on_error(error)

@@ -188,10 +188,14 @@ class CounterBatcher:
         self._drain_task: asyncio.Task[None] | None = None
         self._held: asyncio.TimerHandle | None = None
 
-    async def submit(
+    async def submit(self, prefix: str, check: bool, items: Sequence[Counter]) -> list[bytes]:
+        """Queue one operation and wait for its reply: {admitted, refused, values..., pttls...}."""
+        return await self.enqueue(prefix, check, items)
+
+    def enqueue(
         self, prefix: str, check: bool, items: Sequence[Counter], *, urgent: bool = True
-    ) -> list[bytes]:
-        """Queue one operation and wait for its reply: {admitted, refused, values..., pttls...}.
+    ) -> asyncio.Future[list[bytes]]:
+        """Queue one operation; its reply arrives in the future returned.
 
         A non-urgent operation (a settlement) may wait up to ``hold_s`` for another one to leave with:
         at low concurrency a request's settlement then rides with the next request's reservation.
@@ -203,7 +207,7 @@ class CounterBatcher:
             self._start()
         elif self._drain_task is None and self._held is None:
             self._held = loop.call_later(self._hold_s, self._start)
-        return await future
+        return future
 
     def _start(self) -> None:
         if self._held is not None:

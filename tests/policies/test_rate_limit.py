@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,17 +144,21 @@ class CountingState:
     def __init__(self, gateway: Gateway) -> None:
         self.calls: list[tuple[str, tuple[str, ...]]] = []
         state = gateway.runtime.state
-        reserve, add = state.reserve, state.add
+        reserve, add, add_later = state.reserve, state.add, state.add_later
 
         async def counting_reserve(items: Sequence[Counter]) -> Reservation:
             self._note("reserve", items)
             return await reserve(items)
 
-        async def counting_add(items: Sequence[Counter], *, urgent: bool = True) -> tuple[int, ...]:
+        async def counting_add(items: Sequence[Counter]) -> tuple[int, ...]:
             self._note("add", items)
-            return await add(items, urgent=urgent)
+            return await add(items)
 
-        state.reserve, state.add = counting_reserve, counting_add
+        def counting_add_later(items: Sequence[Counter], on_error: Callable[[Exception], None]) -> None:
+            self._note("add", items)
+            add_later(items, on_error)
+
+        state.reserve, state.add, state.add_later = counting_reserve, counting_add, counting_add_later
 
     def _note(self, operation: str, items: Sequence[Counter]) -> None:
         keys = tuple(item.key.split(":")[0] for item in items)

@@ -188,6 +188,17 @@ async def test_add_creates_missing_keys_with_ttl(backend: Backend) -> None:
     assert await state.get_counters(["neg", "pos"]) == (0, 0)
 
 
+async def test_add_later_goes_before_every_later_operation_and_reports_failures(state: SharedState) -> None:
+    failures: list[Exception] = []
+    state.add_later([Counter("later", 2, None, 60.0)], failures.append)
+    assert (await state.reserve([Counter("later", 1, 10)])).values == (3,)
+    await state.set("text", b"nope")
+    state.add_later([Counter("later", 5), Counter("text", 1)], failures.append)
+    assert (await state.reserve([Counter("later", 1, 10)])).values == (4,)  # the failed add wrote nothing
+    await asyncio.sleep(0)
+    assert len(failures) == 1 and isinstance(failures[0], ValueError)
+
+
 async def test_add_validates_every_key_before_writing(state: SharedState) -> None:
     await state.set("text", b"nope")
     with pytest.raises(ValueError):

@@ -86,20 +86,39 @@ async def test_a_held_settlement_leaves_with_the_next_reservation(
     redis_state: tuple[SharedState, str],
 ) -> None:
     state, _ = redis_state
+    failures: list[Exception] = []
     before = await script_calls()
-    settle = asyncio.ensure_future(state.add([Counter("s", 5)], urgent=False))
+    state.add_later([Counter("s", 5)], failures.append)
     await asyncio.sleep(0.002)
-    assert not settle.done()  # held for company
+    assert await state.get_counters(["s"]) == (0,)  # held for company
     reservation = await state.reserve([Counter("s", 1, 100)])
-    assert await settle == (5,)
     assert reservation.values == (6,)  # the settlement went first, in the same script call
     assert await script_calls() - before == 1
+    assert failures == []
 
 
 async def test_a_held_settlement_alone_leaves_after_the_hold(redis_state: tuple[SharedState, str]) -> None:
     state, _ = redis_state
-    assert await asyncio.wait_for(state.add([Counter("s", 3)], urgent=False), 1.0) == (3,)
+    state.add_later([Counter("s", 3)], pytest.fail)
+    for _ in range(100):
+        if await state.get_counters(["s"]) == (3,):
+            break
+        await asyncio.sleep(0.01)
     assert await state.get_counters(["s"]) == (3,)
+
+
+async def test_a_settlement_that_fails_is_reported_not_raised(redis_state: tuple[SharedState, str]) -> None:
+    state, prefix = redis_state
+    async with coredis.Redis.from_url(REDIS_URL) as client:
+        await client.set(prefix + "text", "abc")
+    failures: list[Exception] = []
+    state.add_later([Counter("text", 1)], failures.append)
+    state.add_later([Counter("ok", 1.5)], failures.append)  # type: ignore[arg-type]
+    assert len(failures) == 1 and isinstance(failures[0], TypeError)  # refused before it is queued
+    await state.reserve([Counter("ok", 1, 10)])  # takes the held settlement along
+    await asyncio.sleep(0)
+    assert len(failures) == 2 and "not an integer" in str(failures[1])
+    assert await state.get_counters(["ok"]) == (1,)
 
 
 def random_operations(rng: random.Random, count: int) -> list[tuple[bool, list[Counter]]]:
