@@ -9,7 +9,6 @@ part to the budget policy through ``call.state`` when a budget policy runs after
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import weakref
@@ -92,9 +91,11 @@ class OutageLog:
 class Admission:
     """Reserves the parts' counters for one call and settles them when the call has ended.
 
-    The reservation runs in a task of its own, shielded from the request's cancellation, and the
-    settlement waits for it: a client that disconnects while the reservation is in flight still gets
-    it released (a cancelled ``DECR`` is how counters leak in other gateways).
+    The reservation runs in the request's task: a client that disconnects while it is in flight
+    cancels it, and the shared state guarantees a cancelled ``reserve`` leaves nothing behind (in
+    process it has no await; on Redis an operation not sent yet is dropped and one already sent is
+    given back). Releases and settlements are queued (``add_later``), so no cancellation can drop
+    them either (a cancelled ``DECR`` is how counters leak in other gateways).
     """
 
     def __init__(self, state: SharedState, parts: Sequence[Part], *, fail_open: bool, clock: Clock) -> None:
@@ -104,15 +105,13 @@ class Admission:
         self.clock = clock
         self.held = False
         self.headers: dict[str, str] = {}
-        self._task: asyncio.Future[None] | None = None
 
     async def admit(self, call: Call) -> None:
         """Reserve, or raise the refusal (429) or the outage (503) error; add the response headers."""
         if not any(part.counters for part in self.parts):
             return
-        self._task = asyncio.ensure_future(self._reserve())
         call.on_finish(self._settle)
-        await asyncio.shield(self._task)
+        await self._reserve()
         if self.headers:
             call.state.setdefault(RESPONSE_HEADERS, {}).update(self.headers)
 
@@ -153,7 +152,8 @@ class Admission:
             if stale and attempt == 1:
                 # The shared state lost counters (flushed, restarted): give the reservation back, rebuild
                 # the counters from the usage records, and reserve again against the complete values.
-                await self._add([attrs.evolve(c, amount=-c.amount, limit=None) for c in counters], "release")
+                release = [attrs.evolve(c, amount=-c.amount, limit=None) for c in counters]
+                self.state.add_later(release, _release_failed)  # goes before the next reservation
                 self.held = False
                 try:
                     for part in stale:
@@ -184,12 +184,7 @@ class Admission:
         OutageLog.log("admitting without rate limits (RATE_LIMIT_FAIL_OPEN=true)", error)
 
     async def _settle(self, outcome: CallOutcome) -> None:
-        task = self._task
-        if task is None:
-            return
-        if not task.done():
-            await asyncio.wait({task})
-        if task.cancelled() or task.exception() is not None or not self.held:
+        if not self.held:  # refused, failed, cancelled before it completed, or admitted without the state
             return
         now = self.clock()
         adjustments = [c for part in self.parts for c in part.settlement(outcome, now) if c.amount]
@@ -198,16 +193,12 @@ class Admission:
             self.state.add_later(adjustments, _settlement_failed)
         self.held = False
 
-    async def _add(self, counters: list[Counter], what: str) -> None:
-        if not counters:
-            return
-        try:
-            await self.state.add(counters)
-        except StateUnavailableError as error:
-            # The counters keep the whole reservation until their window ends: conservative, never over.
-            OutageLog.log(f"could not {what} a reservation: the shared state is unavailable", error)
 
-
+# A failed settlement or release leaves the counters with the whole reservation until their window
+# ends: conservative, never over.
 def _settlement_failed(error: Exception) -> None:
-    # The counters keep the whole reservation until their window ends: conservative, never over.
     OutageLog.log("could not settle a reservation", error)
+
+
+def _release_failed(error: Exception) -> None:
+    OutageLog.log("could not release a reservation before rebuilding the counters", error)

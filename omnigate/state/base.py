@@ -55,7 +55,13 @@ class SharedState(Protocol):
 
     async def incr(self, key: str, amount: int = 1, ttl_s: float | None = None) -> int: ...
 
-    async def reserve(self, items: Sequence[Counter]) -> Reservation: ...
+    async def reserve(self, items: Sequence[Counter]) -> Reservation:
+        """Add every amount if every counter stays within its limit, else nothing.
+
+        A caller cancelled while it waits leaves nothing reserved: the backend drops the operation or,
+        when it already ran, gives the reservation back.
+        """
+        ...
 
     async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
         """Unconditional adds; the counters' values after them."""

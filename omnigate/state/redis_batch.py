@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 
 from omnigate.state.base import Counter, ttl_to_ms
+
+logger = logging.getLogger(__name__)
 
 NOT_INTEGER = "not an integer"
 MAX_OPS_PER_BATCH = 256
@@ -175,7 +178,8 @@ class CounterBatcher:
     A lone request pays no wait (its batch leaves on the next loop iteration); under concurrency the
     operations that arrive while a call is in flight share the next one, so Redis round trips and the
     client's per-command cost are paid per batch, not per request. An operation whose caller was
-    cancelled before its batch left is dropped; once sent it runs, like a single command would.
+    cancelled before its batch left is dropped; once sent it runs, like a single command would, and a
+    reservation it made is given back (an add queued at once): a cancelled reserve leaves nothing.
     """
 
     def __init__(
@@ -250,12 +254,27 @@ class CounterBatcher:
         except (IndexError, ValueError):
             results = [RuntimeError(f"unexpected reply from the counters script: {reply!r}")] * len(batch)
         for op, result in zip(batch, results, strict=True):
-            if op.future.done():
+            if op.future.done():  # its caller went away while the batch was in flight
+                if op.check and isinstance(result, list) and result[0] == b"1":
+                    self._give_back(op)
                 continue
             if isinstance(result, BaseException):
                 op.future.set_exception(result)
             else:
                 op.future.set_result(result)
+
+    def _give_back(self, op: Operation) -> None:
+        items = [Counter(item.key, -item.amount, None, item.ttl_s) for item in op.items]
+        future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_log_give_back_failure)
+        self._queue.append(Operation(False, op.keys, items, future))  # the drain loop sends it next
+        self._start()
+
+
+def _log_give_back_failure(future: asyncio.Future[list[bytes]]) -> None:
+    error = None if future.cancelled() else future.exception()
+    if error is not None:
+        logger.warning("could not give back a reservation whose caller went away: %s", error)
 
 
 def _split(reply: list[bytes], batch: list[Operation]) -> list[list[bytes] | BaseException]:

@@ -172,3 +172,36 @@ async def test_a_batch_answers_as_its_operations_would_one_by_one(
         assert got == want
     keys = ["a", "b", "c", "big"]
     assert await state.get_counters(keys) == await reference.get_counters(keys)
+
+
+async def test_a_reservation_whose_caller_left_while_it_was_in_flight_is_given_back(
+    redis_state: tuple[SharedState, str],
+) -> None:
+    state, _ = redis_state
+    await state.add([Counter("r", 10)])
+    batcher = state._counters  # type: ignore[attr-defined]
+    run_script, sent, go_on, ran = batcher._run_script, asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def held_in_flight(keys: list[str], args: list[str]) -> bytes:
+        sent.set()
+        await go_on.wait()
+        try:
+            return await run_script(keys, args)  # the real script, on the real Redis
+        finally:
+            ran.set()
+
+    batcher._run_script = held_in_flight
+    reserving = asyncio.ensure_future(state.reserve([Counter("r", 5, 100, 60.0)]))
+    await sent.wait()
+    reserving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reserving
+    go_on.set()  # now the script runs and reserves: nobody is there to settle it
+    await ran.wait()
+    for _ in range(100):
+        if await state.get_counters(["r"]) == (10,):
+            break
+        await asyncio.sleep(0.01)
+    assert await state.get_counters(["r"]) == (10,)
+    batcher._run_script = run_script
+    assert (await state.reserve([Counter("r", 1, 100)])).values == (11,)
