@@ -32,7 +32,8 @@ HOLD_S = 0.01  # how long a settlement may wait for company; reservations stay c
 # a few calls per key instead of five per counter of every operation. Values are exact to 64 bits:
 # sums run in Lua numbers (doubles) only while they stay below 2^52, past that a key's increments go
 # to Redis one by one and its value is read back as text. Limit checks compare doubles (exact up to
-# 2^53). Time stands still inside a script, so a PTTL read once holds for the whole batch.
+# 2^53). A PTTL read once holds for the whole batch (a batch runs in well under a millisecond, PTTL's
+# unit). An INCRBY that would overflow 64 bits fails the whole batch (Redis aborts the script).
 BATCH_LUA = """
 local t = {}
 for token in string.gmatch(ARGV[1], '[^,]+') do t[#t + 1] = token end
