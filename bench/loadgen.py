@@ -8,6 +8,7 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import orjson
@@ -25,25 +26,26 @@ STREAM_BODY = orjson.dumps(
 )
 
 
+Reader = Callable[[aiohttp.ClientResponse, float], Awaitable[None]]
+STAMP = re.compile(rb'"content":"@(\d+) ')  # the send time the paced upstream writes in each event
+
+
 async def worker(
     session: aiohttp.ClientSession,
     url: str,
     body: bytes,
     headers: dict[str, str],
     stop_at: float,
+    read: Reader,
     latencies: list[float],
-    ttfbs: list[float],
     errors: list[int],
 ) -> None:
+    """Requests back to back until ``stop_at``; ``read`` consumes each response body as it arrives."""
     while time.perf_counter() < stop_at:
         started = time.perf_counter()
         try:
             async with session.post(url, data=body, headers=headers) as response:
-                first = True
-                async for _ in response.content.iter_any():
-                    if first:
-                        ttfbs.append(time.perf_counter() - started)
-                        first = False
+                await read(response, started)
                 if response.status != 200:
                     errors.append(response.status)
                     continue
@@ -53,36 +55,29 @@ async def worker(
         latencies.append(time.perf_counter() - started)
 
 
-STAMP = re.compile(rb'"content":"@(\d+) ')  # the send time the paced upstream writes in each event
+def first_byte_reader(ttfbs: list[float]) -> Reader:
+    """Reads the body in pieces, noting when the first one arrived."""
+
+    async def read(response: aiohttp.ClientResponse, started: float) -> None:
+        first = True
+        async for _ in response.content.iter_any():
+            if first:
+                ttfbs.append(time.perf_counter() - started)
+                first = False
+
+    return read
 
 
-async def relay_worker(
-    session: aiohttp.ClientSession,
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    stop_at: float,
-    latencies: list[float],
-    delays: list[float],
-    errors: list[int],
-) -> None:
-    """Paced streams, read line by line as they arrive: how long each stamped event took to get here."""
-    while time.perf_counter() < stop_at:
-        started = time.perf_counter()
-        try:
-            async with session.post(url, data=body, headers=headers) as response:
-                if response.status != 200:
-                    await response.read()
-                    errors.append(response.status)
-                    continue
-                async for line in response.content:
-                    stamp = STAMP.search(line)
-                    if stamp:
-                        delays.append((time.time_ns() - int(stamp.group(1))) / 1e9)
-        except (TimeoutError, aiohttp.ClientError):
-            errors.append(0)
-            continue
-        latencies.append(time.perf_counter() - started)
+def relay_reader(delays: list[float]) -> Reader:
+    """Reads a paced stream line by line as it arrives: how long each stamped event took to get here."""
+
+    async def read(response: aiohttp.ClientResponse, started: float) -> None:
+        async for line in response.content:
+            stamp = STAMP.search(line)
+            if stamp:
+                delays.append((time.time_ns() - int(stamp.group(1))) / 1e9)
+
+    return read
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -106,18 +101,14 @@ async def run(
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
         started = time.perf_counter()
         stop_at = started + duration
+        read = first_byte_reader(ttfbs)
+        body = STREAM_BODY if stream else JSON_BODY
         if relay_pace_ms is not None:
+            read = relay_reader(delays)
             body = orjson.dumps({**orjson.loads(STREAM_BODY), "bench_pace_ms": relay_pace_ms})
-            workers = [
-                relay_worker(session, url, body, headers, stop_at, latencies, delays, errors)
-                for _ in range(concurrency)
-            ]
-        else:
-            body = STREAM_BODY if stream else JSON_BODY
-            workers = [
-                worker(session, url, body, headers, stop_at, latencies, ttfbs, errors)
-                for _ in range(concurrency)
-            ]
+        workers = [
+            worker(session, url, body, headers, stop_at, read, latencies, errors) for _ in range(concurrency)
+        ]
         await asyncio.gather(*workers)
         elapsed = time.perf_counter() - started
     relay = {}
