@@ -82,19 +82,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _tree(pid: int) -> list[int]:
-    """A process and all its descendants, from /proc."""
+def _tree(pid: int) -> dict[int, list[str]]:
+    """A process and all its descendants, each with its /proc stat fields (those after the name)."""
+    stats: dict[int, list[str]] = {}
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            stats[int(entry.name)] = fields
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, pending = [], [pid]
+    found: dict[int, list[str]] = {}
+    pending = [pid]
     while pending:
         current = pending.pop()
-        found.append(current)
+        if current in stats:
+            found[current] = stats[current]
         pending.extend(children.get(current, []))
     return found
 
@@ -112,11 +116,7 @@ def tree_rss_mb(pid: int) -> float:
 
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by a process and its live descendants."""
-    ticks = 0
-    for current in _tree(pid):
-        with contextlib.suppress(OSError):
-            fields = (Path("/proc") / str(current) / "stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in _tree(pid).values())
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
