@@ -51,8 +51,6 @@ async def iter_sse_batches(response: aiohttp.ClientResponse, provider: str) -> A
                     if data_lines:
                         batch.append(SSEEvent("\n".join(data_lines), event_name))
                     data_lines, event_name = [], None
-                elif line.startswith(b"data: "):
-                    data_lines.append(line[6:].rstrip(b"\r").decode("utf-8", "replace"))
                 else:
                     name = _feed(line.rstrip(b"\r"), data_lines)
                     if name is not None:
@@ -71,6 +69,9 @@ async def iter_sse_batches(response: aiohttp.ClientResponse, provider: str) -> A
 
 def _feed(raw: bytes, data_lines: list[str]) -> str | None:
     """Apply one non-blank line: a data line is collected; an ``event:`` line returns the new name."""
+    if raw.startswith(b"data: "):  # nearly every line a provider sends: no general parse
+        data_lines.append(raw[6:].decode("utf-8", "replace"))
+        return None
     line = raw.decode("utf-8", "replace")
     if line.startswith(":"):
         return None
