@@ -27,7 +27,7 @@ from omnigate.state.base import (
     check_counters,
     ttl_to_ms,
 )
-from omnigate.state.redis_batch import BATCH_LUA, NOT_INTEGER, CounterBatcher
+from omnigate.state.redis_batch import BATCH_LUA, NOT_INTEGER, CounterBatcher, report_failure
 
 EVALSHA = b"EVALSHA"
 logger = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class RedisState:
             return
         if items:
             future = self._counters.enqueue(self.prefix, False, items, urgent=False)
-            future.add_done_callback(functools.partial(_report_failure, on_error))
+            future.add_done_callback(functools.partial(report_failure, on_error))
 
     async def _run(self, check: bool, items: Sequence[Counter]) -> list[bytes]:
         check_counters(items)
@@ -269,11 +269,3 @@ class RedisState:
     async def ping(self) -> None:
         with _boundary():
             await self._client.ping()
-
-
-def _report_failure(on_error: Callable[[Exception], None], future: asyncio.Future[list[bytes]]) -> None:
-    if future.cancelled():
-        return
-    error = future.exception()
-    if isinstance(error, Exception):
-        on_error(error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -267,15 +268,20 @@ class CounterBatcher:
     def _give_back(self, op: Operation) -> None:
         items = [Counter(item.key, -item.amount, None, item.ttl_s) for item in op.items]
         future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_log_give_back_failure)
+        future.add_done_callback(functools.partial(report_failure, _give_back_failed))
         self._queue.append(Operation(False, op.keys, items, future))  # the drain loop sends it next
         self._start()
 
 
-def _log_give_back_failure(future: asyncio.Future[list[bytes]]) -> None:
+def report_failure(on_error: Callable[[Exception], None], future: asyncio.Future[list[bytes]]) -> None:
+    """Done callback of an operation nobody awaits: its failure goes to ``on_error``."""
     error = None if future.cancelled() else future.exception()
-    if error is not None:
-        logger.warning("could not give back a reservation whose caller went away: %s", error)
+    if isinstance(error, Exception):
+        on_error(error)
+
+
+def _give_back_failed(error: Exception) -> None:
+    logger.warning("could not give back a reservation whose caller went away: %s", error)
 
 
 def _split(reply: list[bytes], batch: list[Operation]) -> list[list[bytes] | BaseException]:
