@@ -91,12 +91,14 @@ def ttl_to_ms(ttl_s: float | None) -> int | None:
     return max(1, round(ttl_s * 1000))
 
 
-def check_counters(items: Sequence[Counter]) -> None:
-    """Validate counters before touching the backend, so a bad item never causes a partial update."""
+def check_counters(items: Sequence[Counter]) -> list[int | None]:
+    """Validate counters before touching the backend, so a bad item never causes a partial update;
+    their TTLs in milliseconds."""
+    ttls_ms: list[int | None] = []
     for item in items:
         if type(item.amount) is not int:  # bool is an int subclass, and not an amount
             raise TypeError(f"Counter.amount must be an int, got {item.amount!r}")
         if item.limit is not None and type(item.limit) is not int:
             raise TypeError(f"Counter.limit must be an int or None, got {item.limit!r}")
-        if item.ttl_s is not None:
-            ttl_to_ms(item.ttl_s)
+        ttls_ms.append(None if item.ttl_s is None else ttl_to_ms(item.ttl_s))
+    return ttls_ms

@@ -198,29 +198,29 @@ class RedisState:
         return Reservation(
             admitted=reply[0] == b"1",
             refused=None if refused < 0 else refused,
-            values=tuple(int(v) for v in reply[2 : 2 + n]),
-            ttls_ms=tuple(int(v) for v in reply[2 + n :]),
+            values=tuple(map(int, reply[2 : 2 + n])),
+            ttls_ms=tuple(map(int, reply[2 + n :])),
         )
 
     async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
         reply = await self._run(False, items)
-        return tuple(int(v) for v in reply[2 : 2 + len(items)])
+        return tuple(map(int, reply[2 : 2 + len(items)]))
 
     def add_later(self, items: Sequence[Counter], on_error: Callable[[Exception], None]) -> None:
         try:
-            check_counters(items)
+            ttls_ms = check_counters(items)
         except (TypeError, ValueError) as error:
             on_error(error)
             return
         if items:
-            future = self._counters.enqueue(self.prefix, False, items, urgent=False)
+            future = self._counters.enqueue(self.prefix, False, items, ttls_ms, urgent=False)
             future.add_done_callback(functools.partial(report_failure, on_error))
 
     async def _run(self, check: bool, items: Sequence[Counter]) -> list[bytes]:
-        check_counters(items)
+        ttls_ms = check_counters(items)
         if not items:
             return [b"1", b"-1"]
-        return await self._counters.submit(self.prefix, check, items)
+        return await self._counters.submit(self.prefix, check, items, ttls_ms)
 
     async def _run_counters_script(self, keys: list[str], args: list[str]) -> bytes:
         with _boundary():

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 
-from omnigate.state.base import Counter, ttl_to_ms
+from omnigate.state.base import Counter
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +152,7 @@ class Operation:
     check: bool
     keys: list[str]
     items: Sequence[Counter]
+    ttls_ms: list[int | None]
     future: asyncio.Future[list[bytes]]
 
 
@@ -161,12 +162,12 @@ def encode(batch: Sequence[Operation]) -> tuple[list[str], str]:
     tokens: list[str] = []
     for op in batch:
         tokens.append(f"{'r' if op.check else 'a'},{len(op.items)}")
-        for key, item in zip(op.keys, op.items, strict=True):
+        for key, item, ttl_ms in zip(op.keys, op.items, op.ttls_ms, strict=True):
             at = index.get(key)
             if at is None:
                 at = index[key] = len(index) + 1
             limit = "_" if item.limit is None else item.limit
-            ttl = "_" if item.ttl_s is None else ttl_to_ms(item.ttl_s)
+            ttl = "_" if ttl_ms is None else ttl_ms
             tokens.append(f"{at},{item.amount},{limit},{ttl}")
     return list(index), ",".join(tokens)
 
@@ -194,12 +195,23 @@ class CounterBatcher:
         self._drain_task: asyncio.Task[None] | None = None
         self._held: asyncio.TimerHandle | None = None
 
-    async def submit(self, prefix: str, check: bool, items: Sequence[Counter]) -> list[bytes]:
-        """Queue one operation and wait for its reply: {admitted, refused, values..., pttls...}."""
-        return await self.enqueue(prefix, check, items)
+    async def submit(
+        self, prefix: str, check: bool, items: Sequence[Counter], ttls_ms: list[int | None]
+    ) -> list[bytes]:
+        """Queue one operation and wait for its reply: {admitted, refused, values..., pttls...}.
+
+        ``ttls_ms`` are the items' TTLs as :func:`omnigate.state.base.check_counters` returned them.
+        """
+        return await self.enqueue(prefix, check, items, ttls_ms)
 
     def enqueue(
-        self, prefix: str, check: bool, items: Sequence[Counter], *, urgent: bool = True
+        self,
+        prefix: str,
+        check: bool,
+        items: Sequence[Counter],
+        ttls_ms: list[int | None],
+        *,
+        urgent: bool = True,
     ) -> asyncio.Future[list[bytes]]:
         """Queue one operation; its reply arrives in the future returned.
 
@@ -208,7 +220,7 @@ class CounterBatcher:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bytes]] = loop.create_future()
-        self._queue.append(Operation(check, [prefix + item.key for item in items], items, future))
+        self._queue.append(Operation(check, [prefix + item.key for item in items], items, ttls_ms, future))
         if urgent:
             self._start()
         elif self._drain_task is None and self._held is None:
@@ -269,7 +281,9 @@ class CounterBatcher:
         items = [Counter(item.key, -item.amount, None, item.ttl_s) for item in op.items]
         future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
         future.add_done_callback(functools.partial(report_failure, _give_back_failed))
-        self._queue.append(Operation(False, op.keys, items, future))  # the drain loop sends it next
+        self._queue.append(
+            Operation(False, op.keys, items, op.ttls_ms, future)
+        )  # the drain loop sends it next
         self._start()
 
 
