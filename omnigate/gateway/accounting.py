@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Iterator
 
 from omnigate.chat.models import Target, Usage
-from omnigate.plugin.interfaces import Call, CallOutcome
+from omnigate.plugin.interfaces import Call, CallOutcome, Finalizer
 from omnigate.pricing import PriceBook, cost_micros
 from omnigate.usage.records import STATUS_CACHE_HIT, STATUS_OK, UsageRecord
 from omnigate.usage.writer import UsageWriter
@@ -109,17 +110,40 @@ class Ledger:
         self._writer.submit(self.record)
 
     async def run_finalizers(self) -> None:
-        """Each policy's ``on_finish`` callback, once, shielded from the request's own cancellation."""
+        """Each policy's ``on_finish`` callback, once, innermost policy first (like unwinding).
+
+        Plain callbacks run here and now; from the first one that returns an awaitable on, the rest
+        run in one task shielded from the request's own cancellation.
+        """
         if self.call is None or self.outcome is None or not self.call.finalizers:
             return
         finalizers, self.call.finalizers = self.call.finalizers, []
-        outcome = self.outcome
+        pending = reversed(finalizers)
+        for finalizer in pending:
+            awaitable = _run_finalizer(finalizer, self.outcome)
+            if awaitable is not None:
+                await asyncio.shield(_finish_async(awaitable, pending, self.outcome))
+                return
 
-        async def run_all() -> None:
-            for finalizer in reversed(finalizers):  # innermost policy first, like unwinding
-                try:
-                    await finalizer(outcome)
-                except Exception:
-                    logger.exception("a policy's on_finish callback failed")
 
-        await asyncio.shield(run_all())
+def _run_finalizer(finalizer: Finalizer, outcome: CallOutcome) -> Awaitable[None] | None:
+    try:
+        return finalizer(outcome)
+    except Exception:
+        logger.exception("a policy's on_finish callback failed")
+        return None
+
+
+async def _finish_async(first: Awaitable[None], rest: Iterator[Finalizer], outcome: CallOutcome) -> None:
+    await _settled(first)
+    for finalizer in rest:
+        awaitable = _run_finalizer(finalizer, outcome)
+        if awaitable is not None:
+            await _settled(awaitable)
+
+
+async def _settled(awaitable: Awaitable[None]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("a policy's on_finish callback failed")

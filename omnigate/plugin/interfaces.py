@@ -36,7 +36,10 @@ class Call:
 
     def on_finish(self, finalizer: Finalizer) -> None:
         """Run ``finalizer(outcome)`` once the request has ended — after a stream's last byte, an error
-        or a client disconnect — with its final usage and cost (budget settlement, breaker bookkeeping)."""
+        or a client disconnect — with its final usage and cost (budget settlement, breaker bookkeeping).
+
+        A finalizer may be a plain function (run at once, nothing scheduled) or return an awaitable
+        (awaited, shielded from the request's cancellation)."""
         self.finalizers.append(finalizer)
 
 
@@ -51,7 +54,7 @@ class CallOutcome:
     error_code: str | None = None
 
 
-Finalizer = Callable[[CallOutcome], Awaitable[None]]
+Finalizer = Callable[[CallOutcome], Awaitable[None] | None]
 
 
 CallNext = Callable[[Call], Awaitable[Any]]
