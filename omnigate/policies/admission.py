@@ -144,9 +144,10 @@ class Admission:
             if not reservation.admitted:
                 raise self._refusal(reservation.refused, reservation.values, now)
             self.held = True
+            slices = self._slices()
             stale = [
                 part
-                for part, where in self._slices()
+                for part, where in slices
                 if not part.current(reservation.values[where], reservation.ttls_ms[where])
             ]
             if stale and attempt == 1:
@@ -162,7 +163,7 @@ class Admission:
                     self._unavailable(error)
                     return
                 continue
-            for part, where in self._slices():
+            for part, where in slices:
                 self.headers.update(part.headers(reservation.values[where], now))
             return
 
@@ -183,7 +184,7 @@ class Admission:
             ) from None
         OutageLog.log("admitting without rate limits (RATE_LIMIT_FAIL_OPEN=true)", error)
 
-    async def _settle(self, outcome: CallOutcome) -> None:
+    def _settle(self, outcome: CallOutcome) -> None:
         if not self.held:  # refused, failed, cancelled before it completed, or admitted without the state
             return
         now = self.clock()

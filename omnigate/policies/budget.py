@@ -24,7 +24,7 @@ from omnigate.errors import (
 from omnigate.plugin.interfaces import Call, CallNext, CallOutcome, PluginContext
 from omnigate.plugin.registry import PolicyRegistry
 from omnigate.policies.admission import PENDING_PARTS, Admission, OutageLog, Part, joint_for
-from omnigate.policies.estimate import worst_case_usage
+from omnigate.policies.estimate import call_worst_case_usage
 from omnigate.policies.windows import SYSTEM_CLOCK, Clock, Window, day_window, month_window
 from omnigate.pricing import PriceBook, cost_micros
 from omnigate.settings import Settings
@@ -87,6 +87,24 @@ class BudgetLine:
     def marker(self) -> str:
         """Present once the counter holds the window's spend rebuilt from the usage records."""
         return self.key + ":seeded"
+
+    # What every request of the window repeats, made once (lines are cached per window).
+    marker_probe: Counter = attrs.field(
+        init=False, default=attrs.Factory(lambda self: Counter(self.marker, 0), takes_self=True)
+    )
+    limit_header: tuple[str, str] = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: (f"x-budget-{self.scope}-{self.period}-limit-usd", usd_header(self.limit)),
+            takes_self=True,
+        ),
+    )
+    remaining_header: str = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: f"x-budget-{self.scope}-{self.period}-remaining-usd", takes_self=True
+        ),
+    )
 
     def describe_window(self) -> str:
         start = dt.datetime.fromtimestamp(self.window.start, dt.UTC)
@@ -177,7 +195,7 @@ class BudgetPart:
             for line, ttl in zip(self.lines, self.ttl_s, strict=True)
         ]
         # Markers ride along with amount 0: their TTL in the reply says whether the counters are complete.
-        self.counters = reserve + [Counter(line.marker, 0) for line in self.lines]
+        self.counters = reserve + [line.marker_probe for line in self.lines]
 
     async def prepare(self) -> None:
         await self.seeder.ensure(self.lines)
@@ -195,9 +213,9 @@ class BudgetPart:
     def headers(self, values: Sequence[int], now: float) -> dict[str, str]:
         headers = {}
         for line, value in zip(self.lines, values, strict=False):
-            prefix = f"x-budget-{line.scope}-{line.period}"
-            headers[f"{prefix}-limit-usd"] = usd_header(line.limit)
-            headers[f"{prefix}-remaining-usd"] = usd_header(max(line.limit - value, 0))
+            name, limit = line.limit_header
+            headers[name] = limit
+            headers[line.remaining_header] = usd_header(max(line.limit - value, 0))
         return headers
 
     def refusal(self, index: int, values: Sequence[int], now: float) -> OmnigateError:
@@ -276,7 +294,7 @@ class BudgetPolicy:
         return lines
 
     def worst_case(self, call: Call, budget: BudgetLine) -> int:
-        usage = worst_case_usage(call.request, self.settings.budget_default_max_tokens)
+        usage = call_worst_case_usage(call, self.settings.budget_default_max_tokens)
         targets = [("model", call.target)]
         for name in call.request.fallback_models or ():
             if self.resolve_model is None:

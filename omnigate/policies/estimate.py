@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from omnigate.chat.models import ChatRequest, ImagePart, Usage
+from omnigate.plugin.interfaces import Call
 
 # Tokenizers average about 4 bytes of English per token and 1 token per CJK character (3 UTF-8
 # bytes); counting 1 token per 3 bytes over-estimates the first and matches the second.
@@ -15,6 +16,7 @@ PRIMING_TOKENS = 3  # the assistant turn the model is primed with
 # Gemini 258 per 768 px tile; 3,000 covers these. gpt-4o-mini meters images at ~33x those token
 # counts (at a lower price): there the estimate is low and the settlement corrects to the real cost.
 IMAGE_TOKENS = 3_000
+_ESTIMATE = "estimate.worst_case"  # call.state key: (request, default_cap, usage)
 
 
 def _tokens(byte_count: int) -> int:
@@ -61,3 +63,14 @@ def output_tokens(request: ChatRequest, default_cap: int) -> int:
 def worst_case_usage(request: ChatRequest, default_cap: int) -> Usage:
     """The usage a reservation assumes: estimated prompt, full output cap, nothing read from cache."""
     return Usage(input_tokens=prompt_tokens(request), output_tokens=output_tokens(request, default_cap))
+
+
+def call_worst_case_usage(call: Call, default_cap: int) -> Usage:
+    """``worst_case_usage`` of the call's request, estimated once per call (rate limits and budgets
+    both reserve it)."""
+    known = call.state.get(_ESTIMATE)
+    if known is not None and known[0] is call.request and known[1] == default_cap:
+        return known[2]  # type: ignore[no-any-return]
+    usage = worst_case_usage(call.request, default_cap)
+    call.state[_ESTIMATE] = (call.request, default_cap, usage)
+    return usage

@@ -13,7 +13,7 @@ from omnigate.errors import OmnigateError, RateLimitError
 from omnigate.plugin.interfaces import Call, CallNext, CallOutcome, PluginContext
 from omnigate.plugin.registry import PolicyRegistry
 from omnigate.policies.admission import PENDING_PARTS, Admission, joint_for
-from omnigate.policies.estimate import worst_case_usage
+from omnigate.policies.estimate import call_worst_case_usage
 from omnigate.policies.windows import SYSTEM_CLOCK, Clock, Window, minute_window
 from omnigate.settings import Settings
 from omnigate.state.base import Counter, SharedState
@@ -23,6 +23,10 @@ from omnigate.usage.records import STATUS_CACHE_HIT
 WINDOW_SLACK_S = 5.0
 REQUESTS = "requests"
 TOKENS = "tokens"
+_HEADER_NAMES = {
+    kind: (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+    for kind in (REQUESTS, TOKENS)
+}
 
 
 def reset_duration(seconds: float) -> str:
@@ -49,10 +53,9 @@ class RateLimitPart:
     window: Window
     lines: tuple[_Line, ...]
     strict: bool = False
-
-    @property
-    def counters(self) -> Sequence[Counter]:
-        return [line.counter for line in self.lines]
+    counters: Sequence[Counter] = attrs.field(
+        init=False, default=attrs.Factory(lambda self: [line.counter for line in self.lines], takes_self=True)
+    )
 
     async def prepare(self) -> None:
         return None
@@ -67,9 +70,10 @@ class RateLimitPart:
         reset = reset_duration(self.window.seconds_left(now))
         headers: dict[str, str] = {}
         for line, value in zip(self.lines, values, strict=True):
-            headers[f"x-ratelimit-limit-{line.kind}"] = str(line.limit)
-            headers[f"x-ratelimit-remaining-{line.kind}"] = str(max(line.limit - value, 0))
-            headers[f"x-ratelimit-reset-{line.kind}"] = reset
+            limit_name, remaining_name, reset_name = _HEADER_NAMES[line.kind]
+            headers[limit_name] = str(line.limit)
+            headers[remaining_name] = str(max(line.limit - value, 0))
+            headers[reset_name] = reset
         return headers
 
     def headers(self, values: Sequence[int], now: float) -> dict[str, str]:
@@ -134,7 +138,7 @@ class RateLimitPolicy:
         if rpm is not None:
             lines.append(_Line(REQUESTS, rpm, 1, Counter(key.format(REQUESTS), 1, rpm, ttl)))
         if tpm is not None:
-            tokens = worst_case_usage(call.request, self.settings.budget_default_max_tokens).total_tokens
+            tokens = call_worst_case_usage(call, self.settings.budget_default_max_tokens).total_tokens
             lines.append(_Line(TOKENS, tpm, tokens, Counter(key.format(TOKENS), tokens, tpm, ttl)))
         return RateLimitPart(principal.project_id, window, tuple(lines))
 
