@@ -39,7 +39,8 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                # ASGI header names are lowercase: an inner app's own x-request-id is replaced.
+                headers = [pair for pair in message.get("headers", ()) if pair[0] != b"x-request-id"]
                 headers.append(header)
                 message = {**message, "headers": headers}
             await send(message)
