@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from omnigate import hookimpl
-from omnigate.chat.models import Target
+from omnigate.chat.models import Target, Usage
 from omnigate.chat.validate import parse_chat_request
+from omnigate.gateway.accounting import Ledger
 from omnigate.gateway.pipeline import compose
-from omnigate.plugin.interfaces import Call, CallNext, PluginContext
+from omnigate.plugin.interfaces import Call, CallNext, CallOutcome, PluginContext
 from omnigate.plugin.registry import PolicyRegistry, ProviderRegistry
+from omnigate.pricing import PriceBook
 from omnigate.settings import Settings
 from omnigate.testing.pytest_plugin import run_gateway
+from omnigate.usage.writer import UsageWriter
 from tests.conftest import gateway_env
 
 
@@ -114,3 +120,44 @@ async def test_app_instantiates_plugins_once_and_closes_providers(embedded: dict
         assert contexts[0].state is runtime.state and contexts[0].settings is runtime.settings
         assert not made[0].closed
     assert len(made) == 1 and made[0].closed
+
+
+async def test_finalizers_run_once_innermost_first_and_survive_failures_and_cancellation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    trace: list[str] = []
+    release = asyncio.Event()
+
+    def plain(name: str) -> Any:
+        def finalizer(outcome: CallOutcome) -> None:
+            trace.append(f"{name}:{outcome.status}")
+
+        return finalizer
+
+    def failing(outcome: CallOutcome) -> None:
+        raise RuntimeError("finalizer bug")
+
+    async def waiting(outcome: CallOutcome) -> None:
+        await release.wait()
+        trace.append("async")
+
+    call = make_call()
+    for finalizer in (plain("outer"), waiting, failing, plain("inner")):
+        call.on_finish(finalizer)
+    ledger = Ledger(PriceBook(), UsageWriter(None), None, "r", time.perf_counter())  # type: ignore[arg-type]
+    ledger.call, ledger.outcome = call, CallOutcome("ok", 200, Usage(), 0)
+
+    request = asyncio.create_task(ledger.run_finalizers())
+    await asyncio.sleep(0.01)
+    assert trace == ["inner:ok"]  # plain ones ran at once; the async one waits
+    request.cancel()  # the request's task goes away: what is left still runs
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    release.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert trace == ["inner:ok", "async", "outer:ok"]
+    failures = [r for r in caplog.records if "on_finish callback failed" in r.getMessage()]
+    assert [str(r.exc_info[1]) for r in failures if r.exc_info] == ["finalizer bug"]
+    await ledger.run_finalizers()
+    assert trace == ["inner:ok", "async", "outer:ok"]
