@@ -86,9 +86,10 @@ def parse_chat_request(body: Any) -> ChatRequest:
             param=smuggled[0],
         )
     known = {key: value for key, value in body.items() if key in CHAT_FIELDS}
+    known["raw"] = body
     request = structure(known, ChatRequest)
     check_request(request)
-    return attrs.evolve(request, raw=body)
+    return request
 
 
 def _fail(param: str, message: str) -> InvalidRequestError:
