@@ -40,9 +40,9 @@ MICROS_PER_USD = 1_000_000
 
 
 class GatewayMetrics:
-    """One registry per app. ``observe`` runs once per finished request (a handful of dict lookups and
-    increments; never pluggy, never I/O); state held elsewhere (usage writer, breakers, prices) is read
-    by ``sample`` when scraped.
+    """One registry per app. ``observe`` runs once per finished request (a handful of dict updates and
+    two histogram observations; never pluggy, never I/O); ``sample`` applies the tallied counts and
+    reads state held elsewhere (usage writer, breakers, prices) when scraped.
 
     Labels are bounded: route templates, providers, at most 100 model names (then ``other``), outcome
     and token kind; ``project`` only with METRICS_PER_PROJECT=true; never a key or request id.
@@ -57,6 +57,7 @@ class GatewayMetrics:
         self.models = CappedLabels()
         self._runtime: Runtime | None = None
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._pending: dict[tuple[Counter, tuple[str, ...]], float] = {}
         self._writer: object | None = None
         self._written = 0
         self._dropped = 0
@@ -167,18 +168,33 @@ class GatewayMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def _count(self, metric: Counter, labels: tuple[str, ...], amount: float = 1) -> None:
+        key = (metric, labels)
+        self._pending[key] = self._pending.get(key, 0) + amount
+
+    def _apply_counts(self) -> None:
+        """Add the counts tallied since the last call to their Prometheus counters."""
+        pending, self._pending = self._pending, {}
+        for (metric, labels), amount in pending.items():
+            self._child(metric, *labels).inc(amount)
+
     def observe(self, outcome: RequestOutcome) -> None:
-        """The request observer: counts the request and, for chat, its tokens, cost, latency and outcome."""
+        """The request observer: counts the request and, for chat, its tokens, cost, latency and outcome.
+
+        Counts are tallied in a plain dict and applied to the Prometheus counters (each increment takes
+        a lock, and with workers writes a shared file) when sampled: on every scrape, and every second
+        with several workers. Latencies go to their histograms at once.
+        """
         project = (outcome.project_id or NONE,) if self.per_project else ()
         route = self.routes.label(outcome.path)
         method = outcome.method if outcome.method in METHODS else OTHER
-        self._child(self.http_requests, route, method, str(outcome.status), *project).inc()
+        self._count(self.http_requests, (route, method, str(outcome.status), *project))
         record = outcome.record
         if record is None:
             return
         provider = record.provider or NONE
         model = self.models.label(record.model) if record.provider else NONE
-        self._child(self.chat_requests, provider, model, record.status, *project).inc()
+        self._count(self.chat_requests, (provider, model, record.status, *project))
         for kind, count in zip(
             TOKEN_KINDS,
             (
@@ -191,25 +207,27 @@ class GatewayMetrics:
             strict=True,
         ):
             if count:
-                self._child(self.tokens, provider, model, kind, *project).inc(count)
+                self._count(self.tokens, (provider, model, kind, *project), count)
         if record.cost_micros:
-            self._child(self.cost, provider, model, *project).inc(record.cost_micros / MICROS_PER_USD)
+            self._count(self.cost, (provider, model, *project), record.cost_micros / MICROS_PER_USD)
         elif record.cost_micros is None and record.provider:
-            self._child(self.unpriced, provider, model).inc()
+            self._count(self.unpriced, (provider, model))
         upstream_ms = outcome.upstream_ms or 0.0
         if upstream_ms > 0:
             self._child(self.upstream_latency, provider).observe(upstream_ms / 1000.0)
         self.overhead.observe(max(0.0, outcome.duration_ms - upstream_ms) / 1000.0)
         if record.status == STATUS_CACHE_HIT:
-            self._child(self.cache, "hit").inc()
+            self._count(self.cache, ("hit",))
         elif self.cache_enabled and record.status == STATUS_OK and not record.stream:
-            self._child(self.cache, "miss").inc()
+            self._count(self.cache, ("miss",))
         reason = REFUSALS.get(record.error_code or "")
         if reason is not None:
-            self._child(self.refusals, reason, *project).inc()
+            self._count(self.refusals, (reason, *project))
 
     def sample(self) -> None:
-        """Copy the runtime's state (writer queue and counters, breakers, unknown prices) into the metrics."""
+        """Apply the tallied counts, and copy the runtime's state (writer queue and counters, breakers,
+        unknown prices) into the metrics."""
+        self._apply_counts()
         runtime = self._runtime
         if runtime is None:
             return
