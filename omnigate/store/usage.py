@@ -78,30 +78,38 @@ _SPEND = {
 }
 
 
-def _row(record: UsageRecord) -> dict[str, Any]:
-    return {
-        "request_id": record.request_id,
-        "org_id": record.org_id,
-        "project_id": record.project_id,
-        "key_id": record.key_id,
-        "provider": record.provider,
-        "model": record.model,
-        "status": record.status,
-        "http_status": int(record.http_status),
-        "input_tokens": int(record.input_tokens),
-        "output_tokens": int(record.output_tokens),
-        "cache_read_tokens": int(record.cache_read_tokens),
-        "cache_write_tokens": int(record.cache_write_tokens),
-        "reasoning_tokens": int(record.reasoning_tokens),
-        "cost_micros": None if record.cost_micros is None else int(record.cost_micros),
-        "latency_ms": int(record.latency_ms),
-        "stream": int(bool(record.stream)),
-        "cached": int(bool(record.cached)),
-        "fallback_used": int(bool(record.fallback_used)),
-        "attempts": int(record.attempts),
-        "error_code": record.error_code,
-        "created_at": int(record.created_at),
-    }
+_FIELDS = (
+    "request_id", "org_id", "project_id", "key_id", "provider", "model", "status", "http_status",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+    "cost_micros", "latency_ms", "stream", "cached", "fallback_used", "attempts", "error_code", "created_at",
+)  # fmt: skip
+
+
+def _values(record: UsageRecord) -> tuple[Any, ...]:
+    """The record's column values, in ``_FIELDS`` order."""
+    return (
+        record.request_id,
+        record.org_id,
+        record.project_id,
+        record.key_id,
+        record.provider,
+        record.model,
+        record.status,
+        int(record.http_status),
+        int(record.input_tokens),
+        int(record.output_tokens),
+        int(record.cache_read_tokens),
+        int(record.cache_write_tokens),
+        int(record.reasoning_tokens),
+        None if record.cost_micros is None else int(record.cost_micros),
+        int(record.latency_ms),
+        int(bool(record.stream)),
+        int(bool(record.cached)),
+        int(bool(record.fallback_used)),
+        int(record.attempts),
+        record.error_code,
+        int(record.created_at),
+    )
 
 
 def _record(row: Mapping[str, Any]) -> UsageRecord:
@@ -138,11 +146,12 @@ async def insert_usage(db: Queryable, records: Sequence[UsageRecord]) -> None:
     """
     if not records:
         return
-    rows = [_row(record) for record in records]
+    rows = [_values(record) for record in records]
     if db.dialect == "postgresql":
-        await db.execute_many(_PG_INSERT_BATCH, [{name: [row[name] for row in rows] for name in rows[0]}])
+        columns = zip(*rows, strict=True)
+        await db.execute_many(_PG_INSERT_BATCH, [dict(zip(_FIELDS, map(list, columns), strict=True))])
         return
-    await db.execute_many(_INSERT, rows)
+    await db.execute_many(_INSERT, [dict(zip(_FIELDS, row, strict=True)) for row in rows])
 
 
 async def list_usage(db: Queryable, project_id: str, since_ms: int | None = None) -> list[UsageRecord]:
