@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import re
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import aiohttp
 import orjson
@@ -27,6 +28,7 @@ STREAM_BODY = orjson.dumps(
 
 
 Reader = Callable[[aiohttp.ClientResponse, float], Awaitable[None]]
+_NO_TICKET = object()
 STAMP = re.compile(rb'"content":"@(\d+) ')  # the send time the paced upstream writes in each event
 
 
@@ -36,12 +38,14 @@ async def worker(
     body: bytes,
     headers: dict[str, str],
     stop_at: float,
+    tickets: Iterator[None],
     read: Reader,
     latencies: list[float],
     errors: list[int],
 ) -> None:
-    """Requests back to back until ``stop_at``; ``read`` consumes each response body as it arrives."""
-    while time.perf_counter() < stop_at:
+    """Requests back to back until ``stop_at`` or until ``tickets`` (one per request, shared by the
+    workers) run out; ``read`` consumes each response body as it arrives."""
+    while time.perf_counter() < stop_at and next(tickets, _NO_TICKET) is not _NO_TICKET:
         started = time.perf_counter()
         try:
             async with session.post(url, data=body, headers=headers) as response:
@@ -88,7 +92,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(
-    url: str, key: str | None, concurrency: int, duration: float, stream: bool, relay_pace_ms: float | None
+    url: str,
+    key: str | None,
+    concurrency: int,
+    duration: float,
+    stream: bool,
+    relay_pace_ms: float | None,
+    requests: int | None = None,
 ) -> dict[str, float]:
     headers = {"content-type": "application/json"}
     if key:
@@ -106,8 +116,10 @@ async def run(
         if relay_pace_ms is not None:
             read = relay_reader(delays)
             body = orjson.dumps({**orjson.loads(STREAM_BODY), "bench_pace_ms": relay_pace_ms})
+        tickets = itertools.repeat(None) if requests is None else itertools.repeat(None, requests)
         workers = [
-            worker(session, url, body, headers, stop_at, read, latencies, errors) for _ in range(concurrency)
+            worker(session, url, body, headers, stop_at, tickets, read, latencies, errors)
+            for _ in range(concurrency)
         ]
         await asyncio.gather(*workers)
         elapsed = time.perf_counter() - started
@@ -135,6 +147,7 @@ def main() -> None:
     parser.add_argument("--key")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--requests", type=int, help="stop after this many requests (or at --duration)")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument(
         "--relay-pace-ms",
@@ -149,7 +162,15 @@ def main() -> None:
     except ImportError:
         pass
     result = asyncio.run(
-        run(args.url, args.key, args.concurrency, args.duration, args.stream, args.relay_pace_ms)
+        run(
+            args.url,
+            args.key,
+            args.concurrency,
+            args.duration,
+            args.stream,
+            args.relay_pace_ms,
+            args.requests,
+        )
     )
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 

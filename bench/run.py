@@ -177,7 +177,11 @@ def floor_server(config: str, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def targets(configs: list[str], upstream: str, tmp: Path) -> Iterator[list[Target]]:
+def targets(
+    configs: list[str], upstream: str, tmp: Path, wrapper: tuple[str, ...] = (), ready_timeout_s: float = 60.0
+) -> Iterator[list[Target]]:
+    """The configurations' servers, started and ready; ``wrapper`` prefixes each server's command
+    (``bench.instructions`` runs them under valgrind)."""
     with contextlib.ExitStack() as stack:
         found: list[Target] = []
         for config in configs:
@@ -189,19 +193,23 @@ def targets(configs: list[str], upstream: str, tmp: Path) -> Iterator[list[Targe
             if config == "aiohttp-proxy":
                 proc = stack.enter_context(
                     started(
-                        [python(), "-m", "bench.floors", "aiohttp", "--port", str(port)],
+                        [*wrapper, python(), "-m", "bench.floors", "aiohttp", "--port", str(port)],
                         {"BENCH_UPSTREAM": upstream},
                         tmp / f"{config}.log",
                     )
                 )
-                wait_port(port, proc)
+                wait_port(port, proc, ready_timeout_s)
                 found.append(Target(config, url, proc.pid))
                 continue
             if config.startswith("starlette-"):
                 proc = stack.enter_context(
-                    started(floor_server(config, port), {"BENCH_UPSTREAM": upstream}, tmp / f"{config}.log")
+                    started(
+                        [*wrapper, *floor_server(config, port)],
+                        {"BENCH_UPSTREAM": upstream},
+                        tmp / f"{config}.log",
+                    )
                 )
-                wait_port(port, proc)
+                wait_port(port, proc, ready_timeout_s)
                 found.append(Target(config, url, proc.pid))
                 continue
             production = config.startswith("omnigate-prod")
@@ -220,9 +228,9 @@ def targets(configs: list[str], upstream: str, tmp: Path) -> Iterator[list[Targe
             server = "uvicorn" if config.endswith("uvicorn") else "hypercorn"
             serve = ["serve", "--server", server, "--port", str(port), "--workers", workers]
             proc = stack.enter_context(
-                started([python(), "-m", "omnigate", *serve], env, tmp / f"{config}.log")
+                started([*wrapper, python(), "-m", "omnigate", *serve], env, tmp / f"{config}.log")
             )
-            wait_ready(url, proc)
+            wait_ready(url, proc, ready_timeout_s)
             found.append(Target(config, url, proc.pid, key))
         yield found
 
