@@ -90,10 +90,11 @@ class BudgetLine:
 
     # What every request of the window repeats, made once (lines are cached per window).
     marker_probe: Counter = attrs.field(
-        init=False, default=attrs.Factory(lambda self: Counter(self.marker, 0), takes_self=True)
+        init=False, eq=False, default=attrs.Factory(lambda self: Counter(self.marker, 0), takes_self=True)
     )
     limit_header: tuple[str, str] = attrs.field(
         init=False,
+        eq=False,
         default=attrs.Factory(
             lambda self: (f"x-budget-{self.scope}-{self.period}-limit-usd", usd_header(self.limit)),
             takes_self=True,
@@ -101,6 +102,7 @@ class BudgetLine:
     )
     remaining_header: str = attrs.field(
         init=False,
+        eq=False,
         default=attrs.Factory(
             lambda self: f"x-budget-{self.scope}-{self.period}-remaining-usd", takes_self=True
         ),

@@ -11,7 +11,7 @@ import pytest
 
 from omnigate.chat.validate import parse_chat_request
 from omnigate.cli.servers import SERVERS
-from omnigate.policies.budget import usd_header, usd_text
+from omnigate.policies.budget import BudgetLine, usd_header, usd_text
 from omnigate.policies.estimate import IMAGE_TOKENS, prompt_tokens, worst_case_usage
 from omnigate.policies.windows import day_window, minute_window, month_window
 from omnigate.testing import Reply, Usage
@@ -118,6 +118,15 @@ def test_prompt_estimate_is_not_below_the_fakes_word_count_for_text() -> None:
     request = parse_chat_request({"model": "m", "messages": [{"role": "user", "content": text}]})
     # Real tokenizers give ~2 tokens for "tokenization"; the estimate must not be below that.
     assert prompt_tokens(request) >= 2 * 50
+
+
+def test_budget_lines_are_values_whatever_they_keep_for_the_window() -> None:
+    window = day_window(time.time())
+    line = BudgetLine("project", "proj_1", "daily", 5_000_000, window)
+    assert line == BudgetLine("project", "proj_1", "daily", 5_000_000, window)
+    assert hash(line) == hash(BudgetLine("project", "proj_1", "daily", 5_000_000, window))
+    assert line.limit_header == ("x-budget-project-daily-limit-usd", "5.000000")
+    assert line.marker_probe.key == line.marker and line.marker_probe.amount == 0
 
 
 def test_money_formats() -> None:
