@@ -16,7 +16,7 @@ from omnigate.gateway.accounting import Ledger
 from omnigate.gateway.disconnect import ClientDisconnectedError, DisconnectWatch
 from omnigate.gateway.pacing import CURRENT_PACER, StreamPacer
 from omnigate.http import JSON_CONTENT_TYPE, header_pairs, send_error
-from omnigate.plugin.interfaces import Call
+from omnigate.plugin.interfaces import RESPONSE_HEADER_PAIRS, RESPONSE_HEADERS, Call
 from omnigate.runtime import Runtime
 from omnigate.surfaces.base import Reply, Surface, cost_usd
 from omnigate.types import SCOPE_OUTCOME, SCOPE_PRINCIPAL, SCOPE_REQUEST_ID, Message, Receive, Scope, Send
@@ -138,8 +138,9 @@ class ChatEndpoint:
             "x-omnigate-model": call.target.model,
             "x-omnigate-fallback-used": "true" if reply.fallback_used else "false",
         }
-        extra.update(call.state.get("response_headers", {}))
-        return header_pairs(extra)
+        extra.update(call.state.get(RESPONSE_HEADERS, {}))
+        pairs: list[tuple[bytes, bytes]] = call.state.get(RESPONSE_HEADER_PAIRS, [])
+        return header_pairs(extra) + pairs
 
     async def _respond(self, result: ChatResult, call: Call, ledger: Ledger, send: Send) -> None:
         reply = self._reply(call, ledger, result.id, result.model)

@@ -10,6 +10,11 @@ import attrs
 from omnigate.chat.models import ChatRequest, ChatResult, ChatStream, Credential, Target, Usage
 from omnigate.settings import Settings
 
+# call.state keys for response headers: a dict[str, str] any policy may add to, and raw ASGI pairs
+# (the admission policies' headers, built as bytes once).
+RESPONSE_HEADERS = "response_headers"
+RESPONSE_HEADER_PAIRS = "response_header_pairs"
+
 
 @attrs.define(slots=True)
 class Call:

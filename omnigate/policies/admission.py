@@ -18,14 +18,14 @@ from typing import Protocol
 import attrs
 
 from omnigate.errors import OmnigateError, ServiceUnavailableError
-from omnigate.plugin.interfaces import Call, CallOutcome
+from omnigate.plugin.interfaces import RESPONSE_HEADER_PAIRS, Call, CallOutcome
 from omnigate.policies.windows import Clock
 from omnigate.state.base import Counter, SharedState, StateUnavailableError
 
 logger = logging.getLogger("omnigate.policies.admission")
 
 PENDING_PARTS = "admission.pending"  # call.state key: parts the rate-limit policy left for the budget policy
-RESPONSE_HEADERS = "response_headers"
+HeaderPairs = list[tuple[bytes, bytes]]
 _UNAVAILABLE_LOG_INTERVAL_S = 10.0
 
 
@@ -50,8 +50,8 @@ class Part(Protocol):
     def refusal(self, index: int, values: Sequence[int], now: float) -> OmnigateError:
         """The error for counter ``index`` not fitting; ``values`` are the counters before."""
 
-    def headers(self, values: Sequence[int], now: float) -> dict[str, str]:
-        """Response headers from the counters' values after the reservation."""
+    def headers(self, values: Sequence[int], now: float) -> HeaderPairs:
+        """Response headers (raw ASGI pairs) from the counters' values after the reservation."""
 
     def settlement(self, outcome: CallOutcome, now: float) -> list[Counter]:
         """Adjustments once the request has ended (negative to release what was not used)."""
@@ -104,7 +104,7 @@ class Admission:
         self.fail_open = fail_open
         self.clock = clock
         self.held = False
-        self.headers: dict[str, str] = {}
+        self.headers: HeaderPairs = []
 
     async def admit(self, call: Call) -> None:
         """Reserve, or raise the refusal (429) or the outage (503) error; add the response headers."""
@@ -113,7 +113,7 @@ class Admission:
         call.on_finish(self._settle)
         await self._reserve()
         if self.headers:
-            call.state.setdefault(RESPONSE_HEADERS, {}).update(self.headers)
+            call.state.setdefault(RESPONSE_HEADER_PAIRS, []).extend(self.headers)
 
     def _counters(self) -> list[Counter]:
         return [counter for part in self.parts for counter in part.counters]
@@ -164,7 +164,7 @@ class Admission:
                     return
                 continue
             for part, where in slices:
-                self.headers.update(part.headers(reservation.values[where], now))
+                self.headers += part.headers(reservation.values[where], now)
             return
 
     def _refusal(self, refused: int | None, values: Sequence[int], now: float) -> OmnigateError:

@@ -23,7 +23,7 @@ from omnigate.errors import (
 )
 from omnigate.plugin.interfaces import Call, CallNext, CallOutcome, PluginContext
 from omnigate.plugin.registry import PolicyRegistry
-from omnigate.policies.admission import PENDING_PARTS, Admission, OutageLog, Part, joint_for
+from omnigate.policies.admission import PENDING_PARTS, Admission, HeaderPairs, OutageLog, Part, joint_for
 from omnigate.policies.estimate import call_worst_case_usage
 from omnigate.policies.windows import SYSTEM_CLOCK, Clock, Window, day_window, month_window
 from omnigate.pricing import PriceBook, cost_micros
@@ -92,19 +92,22 @@ class BudgetLine:
     marker_probe: Counter = attrs.field(
         init=False, eq=False, default=attrs.Factory(lambda self: Counter(self.marker, 0), takes_self=True)
     )
-    limit_header: tuple[str, str] = attrs.field(
+    limit_header: tuple[bytes, bytes] = attrs.field(
         init=False,
         eq=False,
         default=attrs.Factory(
-            lambda self: (f"x-budget-{self.scope}-{self.period}-limit-usd", usd_header(self.limit)),
+            lambda self: (
+                f"x-budget-{self.scope}-{self.period}-limit-usd".encode(),
+                usd_header(self.limit).encode(),
+            ),
             takes_self=True,
         ),
     )
-    remaining_header: str = attrs.field(
+    remaining_header: bytes = attrs.field(
         init=False,
         eq=False,
         default=attrs.Factory(
-            lambda self: f"x-budget-{self.scope}-{self.period}-remaining-usd", takes_self=True
+            lambda self: f"x-budget-{self.scope}-{self.period}-remaining-usd".encode(), takes_self=True
         ),
     )
 
@@ -212,12 +215,13 @@ class BudgetPart:
     async def rebuild(self) -> None:
         await self.seeder.ensure(self._stale)
 
-    def headers(self, values: Sequence[int], now: float) -> dict[str, str]:
-        headers = {}
+    def headers(self, values: Sequence[int], now: float) -> HeaderPairs:
+        headers: HeaderPairs = []
         for line, value in zip(self.lines, values, strict=False):
-            name, limit = line.limit_header
-            headers[name] = limit
-            headers[line.remaining_header] = usd_header(max(line.limit - value, 0))
+            headers += (
+                line.limit_header,
+                (line.remaining_header, usd_header(max(line.limit - value, 0)).encode()),
+            )
         return headers
 
     def refusal(self, index: int, values: Sequence[int], now: float) -> OmnigateError:

@@ -12,7 +12,7 @@ from omnigate import hookimpl
 from omnigate.errors import OmnigateError, RateLimitError
 from omnigate.plugin.interfaces import Call, CallNext, CallOutcome, PluginContext
 from omnigate.plugin.registry import PolicyRegistry
-from omnigate.policies.admission import PENDING_PARTS, Admission, joint_for
+from omnigate.policies.admission import PENDING_PARTS, Admission, HeaderPairs, joint_for
 from omnigate.policies.estimate import call_worst_case_usage
 from omnigate.policies.windows import SYSTEM_CLOCK, Clock, Window, minute_window
 from omnigate.settings import Settings
@@ -24,7 +24,11 @@ WINDOW_SLACK_S = 5.0
 REQUESTS = "requests"
 TOKENS = "tokens"
 _HEADER_NAMES = {
-    kind: (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+    kind: (
+        f"x-ratelimit-limit-{kind}".encode(),
+        f"x-ratelimit-remaining-{kind}".encode(),
+        f"x-ratelimit-reset-{kind}".encode(),
+    )
     for kind in (REQUESTS, TOKENS)
 }
 
@@ -66,22 +70,21 @@ class RateLimitPart:
     async def rebuild(self) -> None:
         return None
 
-    def _headers(self, values: Sequence[int], now: float) -> dict[str, str]:
-        reset = reset_duration(self.window.seconds_left(now))
-        headers: dict[str, str] = {}
+    def headers(self, values: Sequence[int], now: float) -> HeaderPairs:
+        reset = reset_duration(self.window.seconds_left(now)).encode()
+        headers: HeaderPairs = []
         for line, value in zip(self.lines, values, strict=True):
             limit_name, remaining_name, reset_name = _HEADER_NAMES[line.kind]
-            headers[limit_name] = str(line.limit)
-            headers[remaining_name] = str(max(line.limit - value, 0))
-            headers[reset_name] = reset
+            headers += (
+                (limit_name, b"%d" % line.limit),
+                (remaining_name, b"%d" % max(line.limit - value, 0)),
+                (reset_name, reset),
+            )
         return headers
-
-    def headers(self, values: Sequence[int], now: float) -> dict[str, str]:
-        return self._headers(values, now)
 
     def refusal(self, index: int, values: Sequence[int], now: float) -> OmnigateError:
         line = self.lines[index]
-        headers = self._headers(values, now)
+        headers = {name.decode(): value.decode() for name, value in self.headers(values, now)}
         if line.amount > line.limit:
             headers["x-should-retry"] = "false"
             return RateLimitError(

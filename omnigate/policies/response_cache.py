@@ -15,7 +15,7 @@ import orjson
 from omnigate import hookimpl
 from omnigate.chat.models import ChatResult
 from omnigate.converter import converter
-from omnigate.plugin.interfaces import Call, CallNext, PluginContext
+from omnigate.plugin.interfaces import RESPONSE_HEADERS, Call, CallNext, PluginContext
 from omnigate.plugin.registry import PolicyRegistry
 from omnigate.policies.response_cache_key import cache_key, is_deterministic
 from omnigate.settings import Settings
@@ -101,7 +101,7 @@ class ResponseCachePolicy:
 
 
 def _set_header(call: Call, value: str) -> None:
-    call.state.setdefault("response_headers", {})[CACHE_HEADER] = value
+    call.state.setdefault(RESPONSE_HEADERS, {})[CACHE_HEADER] = value
 
 
 def build(context: PluginContext) -> ResponseCachePolicy:

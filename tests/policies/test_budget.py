@@ -125,7 +125,7 @@ def test_budget_lines_are_values_whatever_they_keep_for_the_window() -> None:
     line = BudgetLine("project", "proj_1", "daily", 5_000_000, window)
     assert line == BudgetLine("project", "proj_1", "daily", 5_000_000, window)
     assert hash(line) == hash(BudgetLine("project", "proj_1", "daily", 5_000_000, window))
-    assert line.limit_header == ("x-budget-project-daily-limit-usd", "5.000000")
+    assert line.limit_header == (b"x-budget-project-daily-limit-usd", b"5.000000")
     assert line.marker_probe.key == line.marker and line.marker_probe.amount == 0
 
 
