@@ -112,7 +112,7 @@ class MemoryState:
         return (await self.add([Counter(key, amount, None, ttl_s)]))[0]
 
     async def reserve(self, items: Sequence[Counter]) -> Reservation:
-        check_counters(items)
+        ttls_ms = check_counters(items)
         now = self._now()
         keys = [self.prefix + item.key for item in items]
         stored = {key: self._int(key, now) for key in keys}
@@ -130,7 +130,7 @@ class MemoryState:
         if refused is not None:
             ttls = tuple(self._pttl(key, now) for key in keys)
             return Reservation(False, refused, tuple(stored[key] for key in keys), ttls)
-        values = self._apply(items, keys, now)
+        values = self._apply(items, keys, ttls_ms, now)
         return Reservation(True, None, values, tuple(self._pttl(key, now) for key in keys))
 
     async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
@@ -143,22 +143,23 @@ class MemoryState:
             on_error(error)
 
     def _add(self, items: Sequence[Counter]) -> tuple[int, ...]:
-        check_counters(items)
+        ttls_ms = check_counters(items)
         now = self._now()
         keys = [self.prefix + item.key for item in items]
         for key in keys:
             self._int(key, now)  # validate every key before changing any
-        return self._apply(items, keys, now)
+        return self._apply(items, keys, ttls_ms, now)
 
-    def _apply(self, items: Sequence[Counter], keys: list[str], now: float) -> tuple[int, ...]:
+    def _apply(
+        self, items: Sequence[Counter], keys: list[str], ttls_ms: list[int | None], now: float
+    ) -> tuple[int, ...]:
         """Add every amount; a zero amount creates nothing. A TTL is set only where none exists."""
         values: list[int] = []
-        for item, key in zip(items, keys, strict=True):
+        for item, key, ttl_ms in zip(items, keys, ttls_ms, strict=True):
             value = self._int(key, now)
             if item.amount != 0:
                 value += item.amount
                 self._values[key] = value
-                ttl_ms = ttl_to_ms(item.ttl_s)
                 if ttl_ms is not None and key not in self._expires:
                     self._expires[key] = now + ttl_ms / 1000
             values.append(value)
