@@ -46,11 +46,12 @@ SELECT * FROM unnest(
 ON CONFLICT (request_id) DO NOTHING
 """
 
-_COLUMNS = """
-request_id, org_id, project_id, key_id, provider, model, status, http_status,
-input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-cost_micros, latency_ms, stream, cached, fallback_used, attempts, error_code, created_at
-"""
+_FIELDS = (
+    "request_id", "org_id", "project_id", "key_id", "provider", "model", "status", "http_status",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+    "cost_micros", "latency_ms", "stream", "cached", "fallback_used", "attempts", "error_code", "created_at",
+)  # fmt: skip
+_COLUMNS = f" {', '.join(_FIELDS)} "  # for SELECT lists
 _LIST = (
     "SELECT" + _COLUMNS + "FROM usage_records WHERE project_id = :project_id ORDER BY created_at, request_id"
 )
@@ -76,13 +77,6 @@ _SPEND = {
         "WHERE org_id = :org_id AND project_id = :project_id AND created_at >= :since"
     ),
 }
-
-
-_FIELDS = (
-    "request_id", "org_id", "project_id", "key_id", "provider", "model", "status", "http_status",
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
-    "cost_micros", "latency_ms", "stream", "cached", "fallback_used", "attempts", "error_code", "created_at",
-)  # fmt: skip
 
 
 def _values(record: UsageRecord) -> tuple[Any, ...]:
