@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import aiohttp
 import attrs
@@ -10,7 +10,7 @@ import attrs
 from omnigate.gateway.pacing import iter_body
 from omnigate.gateway.upstream import TRANSPORT_ERRORS, transport_error
 
-_BLANK = (b"", b"\r")
+BLOCK_END = b"\n\n"
 
 
 @attrs.frozen
@@ -27,64 +27,67 @@ async def iter_sse(response: aiohttp.ClientResponse, provider: str) -> AsyncIter
 
 
 async def iter_sse_batches(response: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[SSEEvent]]:
-    """The events completed by each read, as they arrive (LF or CRLF line endings; comments skipped;
-    multi-line data joined); never an empty list.
+    """The events completed by each read, as they arrive (comments skipped; multi-line data joined);
+    never an empty list.
 
     A read under load often holds a whole answer: handing its events over together saves the readers a
-    generator round trip per event. A transport failure mid-stream raises a non-retryable
-    UpstreamError; an event left unterminated when the body ends is still delivered (Gemini ends
-    streams by closing).
+    generator round trip per event.
+    """
+    async for blocks in iter_event_blocks(response, provider):
+        batch = [event for event in map(parse_block, blocks) if event is not None]
+        if batch:
+            yield batch
+
+
+async def iter_event_blocks(
+    response: aiohttp.ClientResponse, provider: str
+) -> AsyncGenerator[list[bytes], None]:
+    """The raw event blocks (the lines of one event, without the blank line ending it) completed by
+    each read, as they arrive; never an empty list.
+
+    CRLF line endings are read as LF (a lone CR, allowed by the SSE spec, is used by no provider). A
+    transport failure mid-stream raises a non-retryable UpstreamError; an event left unterminated when
+    the body ends is still delivered (Gemini ends streams by closing).
     """
     buffer = b""
-    data_lines: list[str] = []
-    event_name: str | None = None
     try:
         async for piece in iter_body(response):
             buffer += piece
-            if b"\n" not in piece:
+            if b"\r" in buffer:
+                buffer = buffer.replace(b"\r\n", b"\n")  # a CR ending a read waits for its LF
+            end = buffer.rfind(BLOCK_END)
+            if end < 0:
                 continue
-            # Providers end lines with LF or CRLF; a lone CR (allowed by the SSE spec) is not used by any.
-            *lines, buffer = buffer.split(b"\n")
-            batch: list[SSEEvent] = []
-            for line in lines:
-                if line in _BLANK:  # dispatch; a name without data is dropped too (the SSE spec)
-                    if data_lines:
-                        batch.append(SSEEvent("\n".join(data_lines), event_name))
-                    data_lines, event_name = [], None
-                else:
-                    name = _feed(line.rstrip(b"\r"), data_lines)
-                    if name is not None:
-                        event_name = name
-            if batch:
-                yield batch
+            complete, buffer = buffer[:end], buffer[end + 2 :]
+            blocks = [block for block in complete.split(BLOCK_END) if block.strip(b"\n")]
+            if blocks:
+                yield blocks
     except TRANSPORT_ERRORS as exc:
         raise transport_error(provider, exc, started=True) from None
     if buffer.strip():
-        name = _feed(buffer.rstrip(b"\r"), data_lines)
-        if name is not None:
-            event_name = name
-    if data_lines:
-        yield [SSEEvent("\n".join(data_lines), event_name)]
+        yield [buffer.rstrip(b"\r\n")]
 
 
-def _feed(raw: bytes, data_lines: list[str]) -> str | None:
-    """Apply one non-blank line: a data line is collected; an ``event:`` line returns the new name."""
-    if raw.startswith(b"data: "):  # nearly every line a provider sends: no general parse
-        data_lines.append(raw[6:].decode("utf-8", "replace"))
-        return None
-    line = raw.decode("utf-8", "replace")
-    if line.startswith(":"):
-        return None
-    field, _, value = line.partition(":")
-    value = value[1:] if value.startswith(" ") else value
-    if field == "data":
-        data_lines.append(value)
-    elif field == "event":
-        return value
-    return None
+def parse_block(block: bytes) -> SSEEvent | None:
+    """One event block's event; None for a block without data (comments only, or a name alone)."""
+    if block.startswith(b"data: ") and b"\n" not in block:  # nearly every event a provider sends
+        return SSEEvent(block[6:].decode("utf-8", "replace"))
+    data_lines: list[str] = []
+    event_name: str | None = None
+    for raw in block.split(b"\n"):
+        line = raw.rstrip(b"\r").decode("utf-8", "replace")
+        if not line or line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            data_lines.append(value)
+        elif field == "event":
+            event_name = value
+    return SSEEvent("\n".join(data_lines), event_name) if data_lines else None
 
 
 def frame(data: bytes, event: str | None = None) -> bytes:
     """One SSE event as bytes: optional ``event:`` line, ``data:`` line, blank line."""
     head = b"event: " + event.encode() + b"\n" if event else b""
-    return head + b"data: " + data + b"\n\n"
+    return head + b"data: " + data + BLOCK_END
