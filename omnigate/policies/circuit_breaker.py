@@ -115,15 +115,17 @@ class CircuitBreakerPolicy:
             raise
         if isinstance(result, ChatStream):
             call.on_finish(self._judge_stream(admission))
-        else:
+        elif self.store.success_changes_state(admission):
             await self._settle(admission, failed=False)
         return result
 
-    def _judge_stream(self, admission: Admission) -> Callable[[CallOutcome], Awaitable[None]]:
-        async def judge(outcome: CallOutcome) -> None:
+    def _judge_stream(self, admission: Admission) -> Callable[[CallOutcome], Awaitable[None] | None]:
+        # A plain finalizer: a healthy stream's success schedules nothing.
+        def judge(outcome: CallOutcome) -> Awaitable[None] | None:
             verdict = is_failure(outcome)
-            if verdict is not None:
-                await self._settle(admission, failed=verdict)
+            if verdict is None or not (verdict or self.store.success_changes_state(admission)):
+                return None
+            return self._settle(admission, failed=verdict)
 
         return judge
 

@@ -95,6 +95,19 @@ class BreakerStore:
             return Admission(key, HALF_OPEN, False, failures=failures, retry_after_s=1.0)
         return Admission(key, HALF_OPEN, True, probe=True, failures=failures)
 
+    def success_changes_state(self, admission: Admission) -> bool:
+        """Whether :meth:`record_success` would write anything (most successes change nothing).
+
+        Failures count while consecutive by completion: a success admitted before a failure landed
+        still resets it. Exclusive stores know locally that failures may exist (the key left the
+        healthy set); shared ones only from what this admission read, to spare a write per request.
+        """
+        return (
+            admission.probe
+            or admission.failures > 0
+            or (self.exclusive and admission.key not in self._healthy)
+        )
+
     async def record_success(self, admission: Admission) -> str | None:
         """A probe's success closes the breaker; a success after failures resets the count."""
         key = admission.key
@@ -102,10 +115,7 @@ class BreakerStore:
             await self.state.delete(f"cb:{key}:tripped")
             await self.state.delete(f"cb:{key}:fail")
             return CLOSED
-        # Failures count while consecutive by completion: a success admitted before a failure landed
-        # still resets it. Exclusive stores know locally that failures may exist (the key left the
-        # healthy set); shared ones only from what this admission read, to spare a write per request.
-        if admission.failures > 0 or (self.exclusive and key not in self._healthy):
+        if self.success_changes_state(admission):
             await self.state.delete(f"cb:{key}:fail")
         return None
 
