@@ -150,14 +150,24 @@ class ToolCallDelta:
     arguments: str = ""
 
 
+# The wire of OpenAI Chat Completions stream events: ``Call.passthrough`` when the client speaks it.
+OPENAI_CHAT_EVENTS = "openai-chat-events"
+
+
 @attrs.frozen
 class StreamChunk:
-    """One unified stream event: text and/or tool-call pieces, a finish reason, or the usage."""
+    """One unified stream event: text and/or tool-call pieces, a finish reason, or the usage.
+
+    ``raw`` holds upstream events already in the client's wire (see ``Call.passthrough``), complete
+    SSE events sent as they are instead of rendering ``text`` and ``tool_calls`` (left empty then);
+    ``finish_reason`` still says whether one of them finished the answer.
+    """
 
     text: str | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    raw: bytes = b""
 
 
 @attrs.define

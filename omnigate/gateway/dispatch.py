@@ -117,7 +117,14 @@ class ChatEndpoint:
         target = self.runtime.engine.router.resolve(request.model)
         ledger.target = target
         deadline = time.monotonic() + self.runtime.settings.request_deadline_s
-        ledger.call = Call(scope[SCOPE_REQUEST_ID], scope[SCOPE_PRINCIPAL], request, target, deadline)
+        ledger.call = Call(
+            scope[SCOPE_REQUEST_ID],
+            scope[SCOPE_PRINCIPAL],
+            request,
+            target,
+            deadline,
+            passthrough=self.surface.passthrough,
+        )
         return ledger.call
 
     def _reply(self, call: Call, ledger: Ledger, upstream_id: str, model: str) -> Reply:
@@ -224,11 +231,12 @@ class _Relay:
         if self._held:
             await self._body(self.take_held())
 
-    async def _start(self, headers: list[tuple[bytes, bytes]]) -> None:
+    async def _start(self, headers: list[tuple[bytes, bytes]], opening: bool = True) -> None:
         # Headers wait for the first chunk, so an upstream failing before it still gets a real status.
         await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
         self.started = True
-        await self._emit(self.surface.stream_start(self.reply))
+        if opening:  # a relayed stream (raw chunks) carries the upstream's own opening event
+            await self._emit(self.surface.stream_start(self.reply))
 
     async def run(
         self, stream: ChatStream, call: Call, headers: list[tuple[bytes, bytes]], ledger: Ledger
@@ -238,15 +246,16 @@ class _Relay:
         try:
             async for chunk in stream:
                 if not self.started:
-                    await self._start(headers)
+                    await self._start(headers, opening=not chunk.raw)
                 if chunk.usage is not None:
                     self.usage = chunk.usage
                 if chunk.finish_reason is not None:
                     self.finish_reason = chunk.finish_reason
+                data = chunk.raw or render(chunk, reply)
                 if pacer.cooperative:  # _emit, inlined: this loop runs once per event
-                    held.append(render(chunk, reply))
+                    held.append(data)
                 else:
-                    await self._body(render(chunk, reply))
+                    await self._body(data)
         finally:
             CURRENT_PACER.reset(token)
         if not self.started:

@@ -22,7 +22,10 @@ class Call:
 
     ``target`` is where the next attempt goes; fallback policies replace it. ``deadline`` is a
     ``time.monotonic()`` instant after which no new attempt may start. ``state`` is scratch space
-    for policies (namespaced keys, e.g. ``"budget.reservation"``).
+    for policies (namespaced keys, e.g. ``"budget.reservation"``). ``passthrough`` names the stream
+    wire the client speaks (``OPENAI_CHAT_EVENTS``) when a provider speaking it may relay its upstream's
+    events as they are (``StreamChunk.raw``); None, which a policy that reads the chunks' text sets,
+    makes every provider translate.
     """
 
     request_id: str
@@ -34,6 +37,7 @@ class Call:
     attempts: int = 0
     upstream_s: float = 0.0
     finalizers: list[Finalizer] = attrs.Factory(list)
+    passthrough: str | None = None
 
     @property
     def stream(self) -> bool:

@@ -9,13 +9,14 @@ from typing import Any, cast
 import aiohttp
 
 from omnigate import hookimpl
-from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk
+from omnigate.chat.models import OPENAI_CHAT_EVENTS, ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import InvalidRequestError, UpstreamError
 from omnigate.gateway.sse import SSEEvent, iter_sse_batches
 from omnigate.gateway.streams import relay_stream
 from omnigate.gateway.upstream import new_session, post, read_body
 from omnigate.plugin.interfaces import Call, PluginContext
 from omnigate.plugin.registry import ProviderRegistry
+from omnigate.providers.openai_passthrough import passthrough_chunks
 from omnigate.providers.openai_wire import StreamParser, parse_result, request_body
 from omnigate.settings import Settings
 
@@ -60,7 +61,9 @@ class OpenAIProvider:
             self.session, self.name, url, headers=headers, json_body=self.body(call), secrets=secrets
         )
         if call.request.stream:
-            return open_stream(self.name, response, call.target.model, secrets)
+            return open_stream(
+                self.name, response, call.target.model, secrets, call.passthrough == OPENAI_CHAT_EVENTS
+            )
         data = await read_body(self.name, response)
         return parse_result(self.name, data, call.target.model)
 
@@ -69,10 +72,28 @@ class OpenAIProvider:
 
 
 def open_stream(
-    provider: str, response: aiohttp.ClientResponse, model: str, secrets: Sequence[str]
+    provider: str,
+    response: aiohttp.ClientResponse,
+    model: str,
+    secrets: Sequence[str],
+    passthrough: bool = False,
 ) -> ChatStream:
-    """Wrap an open 200 SSE response; ``id`` and ``model`` are set to the upstream's before the first chunk."""
+    """Wrap an open 200 SSE response; ``id`` and ``model`` are set to the upstream's before the first chunk.
+
+    With ``passthrough`` (an OpenAI client) the upstream's events go out as they are (raw chunks).
+    """
     parser = StreamParser(provider, secrets)
+
+    def named(completion_id: str, upstream_model: str | None) -> None:
+        stream.id = completion_id
+        stream.model = upstream_model or stream.model
+
+    if passthrough:
+        # The completion id arrives with the first chunk; until then it is unknown ("").
+        stream = relay_stream(
+            response, passthrough_chunks(provider, response, parser, named), id="", model=model
+        )
+        return stream
 
     async def generate() -> AsyncGenerator[StreamChunk, None]:
         first = True
@@ -83,8 +104,7 @@ def open_stream(
                     chunk = parser.feed(event.data)
                     if chunk is not None:
                         if first:
-                            stream.id = parser.id or stream.id
-                            stream.model = parser.model or stream.model
+                            named(parser.id or stream.id, parser.model)
                             first = False
                         yield chunk
                     if parser.done:
@@ -102,7 +122,6 @@ def open_stream(
         if final is not None:
             yield final
 
-    # The completion id arrives with the first chunk; until then it is unknown ("").
     stream = relay_stream(response, generate(), id="", model=model)
     return stream
 

@@ -52,6 +52,8 @@ def cost_usd(cost_micros: int | None) -> float | None:
 
 class Surface(Protocol):
     name: str
+    # The stream wire whose upstream events this surface relays as they are (Call.passthrough), if any.
+    passthrough: str | None
 
     def render_result(self, result: ChatResult, reply: Reply) -> dict[str, Any]: ...
 

@@ -25,6 +25,7 @@ def native_usage(usage: Usage) -> dict[str, Any]:
 
 class NativeSurface:
     name = "native"
+    passthrough: str | None = None
 
     def render_result(self, result: ChatResult, reply: Reply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": result.content}

@@ -67,6 +67,32 @@ async def test_upstream_is_always_asked_for_stream_usage(gateway: Gateway, fakes
     assert rows[-1]["input_tokens"] > 0 and rows[-1]["output_tokens"] > 0
 
 
+@pytest.mark.parametrize("include_usage", [False, True])
+async def test_openai_streams_reach_openai_clients_as_the_upstream_sent_them(
+    gateway: Gateway, fakes: Fakes, include_usage: bool
+) -> None:
+    fakes.openai.enqueue(Reply.text(["Hel", "lo"], usage=Usage(input=6, output=2)))
+    stream = await sdk(gateway).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[user("x")],
+        stream=True,
+        stream_options={"include_usage": include_usage},
+    )
+    chunks = [chunk async for chunk in stream]
+    content = [chunk for chunk in chunks if chunk.choices]
+    # Fields the unified model does not know (fingerprint, tier, obfuscation) are the upstream's own.
+    assert {(c.system_fingerprint, c.service_tier) for c in content} == {("fp_fake", "default")}
+    assert all(c.obfuscation for c in content)
+    assert [c.choices[0].delta.role for c in content][:1] == ["assistant"], "the upstream's opening, once"
+    assert "".join(c.choices[0].delta.content or "" for c in content) == "Hello"
+    assert [c.choices[0].finish_reason for c in content if c.choices[0].finish_reason] == ["stop"]
+    assert len({chunk.id for chunk in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-fake")
+    usage = [chunk.usage for chunk in chunks if chunk.usage is not None]
+    assert [(u.prompt_tokens, u.completion_tokens) for u in usage] == ([(6, 2)] if include_usage else [])
+    rows = await gateway.usage_rows()
+    assert (rows[-1]["input_tokens"], rows[-1]["output_tokens"], rows[-1]["status"]) == (6, 2, "ok")
+
+
 WEATHER_TOOLS: list[Any] = [
     {
         "type": "function",

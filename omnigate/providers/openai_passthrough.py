@@ -1,0 +1,106 @@
+"""OpenAI stream events relayed as they are to an OpenAI client, read only where they matter."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Callable
+
+import aiohttp
+
+from omnigate.chat.models import FinishReason, StreamChunk
+from omnigate.errors import UpstreamError
+from omnigate.gateway.sse import BLOCK_END, iter_event_blocks, parse_block
+from omnigate.providers.openai_wire import StreamParser
+
+
+def is_plain(block: bytes) -> bool:
+    """An event that needs no reading: one compact ``data:`` line whose choice has not finished,
+    without usage or an error.
+
+    In JSON text a quote inside a string is escaped, so ``"finish_reason":null`` and ``"usage":null``
+    can only be the keys themselves. Anything else (other spacing, other servers) is parsed: slower,
+    never wrong.
+    """
+    return (
+        block.startswith(b"data: {")
+        and b'"finish_reason":null' in block
+        and (b'"usage"' not in block or b'"usage":null' in block)
+        and b'"error"' not in block
+        and b"\n" not in block
+    )
+
+
+async def passthrough_chunks(
+    provider: str,
+    response: aiohttp.ClientResponse,
+    parser: StreamParser,
+    named: Callable[[str, str | None], None],
+) -> AsyncGenerator[StreamChunk, None]:
+    """The upstream's events of each read as one raw chunk, except usage and ``[DONE]``.
+
+    Events are parsed until the completion id is known (Azure opens with an id-less prelude) and
+    wherever :func:`is_plain` cannot vouch for them. An event with usage is not relayed: the parser
+    keeps the usage for the one final chunk the surface renders (the client may not have asked for
+    it), and the event's content, if any, is rendered from the parsed chunk. Errors raise after the
+    events before them went out. ``named(id, model)`` is called once, before the first chunk.
+    """
+    blocks_of_reads = iter_event_blocks(response, provider)
+    out: list[StreamChunk] = []
+    held: list[bytes] = []
+    finish: FinishReason | None = None
+    unnamed = True
+    async with contextlib.aclosing(blocks_of_reads):
+        async for blocks in blocks_of_reads:
+            for block in blocks:
+                if parser.id is not None and is_plain(block):
+                    held.append(block)
+                    continue
+                event = parse_block(block)
+                if event is None:
+                    continue
+                usage = parser.usage
+                try:
+                    chunk = parser.feed(event.data)
+                except UpstreamError:
+                    for pending in _with_held(out, held, finish):
+                        yield pending
+                    raise
+                if parser.done:
+                    break
+                if parser.usage is usage:
+                    held.append(block)
+                    if chunk is not None and chunk.finish_reason is not None:
+                        finish = chunk.finish_reason
+                elif chunk is not None:
+                    out = _with_held(out, held, finish)
+                    held, finish = [], None
+                    out.append(chunk)
+            if parser.id is None and not parser.done:
+                continue  # the client's chunks must carry the completion id: wait for it
+            if unnamed:
+                named(parser.id or "", parser.model)
+                unnamed = False
+            for pending in _with_held(out, held, finish):
+                yield pending
+            out, held, finish = [], [], None
+            if parser.done:
+                break
+    for pending in _with_held(out, held, finish):
+        yield pending
+    if not parser.done:
+        raise UpstreamError(
+            f"{provider} ended the stream without [DONE]",
+            provider=provider,
+            retryable=False,
+            code="upstream_stream_truncated",
+        )
+    final = parser.final()
+    if final is not None:
+        yield final
+
+
+def _with_held(out: list[StreamChunk], held: list[bytes], finish: FinishReason | None) -> list[StreamChunk]:
+    """``out`` followed by the held events as one raw chunk (if any are held)."""
+    if held:
+        out.append(StreamChunk(raw=BLOCK_END.join(held) + BLOCK_END, finish_reason=finish))
+    return out
