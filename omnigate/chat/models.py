@@ -128,9 +128,19 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+# The OpenAI Chat Completions wire (JSON answers and stream events): ``Call.passthrough`` when the
+# client speaks it.
+OPENAI_CHAT = "openai-chat"
+
+
 @attrs.frozen
 class ChatResult:
-    """A whole (non-streamed) answer from a provider."""
+    """A whole (non-streamed) answer from a provider.
+
+    ``raw`` is the upstream's own response body when it is already in a client wire (``raw_wire``,
+    offered when it is ``Call.passthrough``): sent as it is to a client speaking that wire. The other
+    fields hold the same answer, parsed.
+    """
 
     id: str
     model: str
@@ -138,6 +148,8 @@ class ChatResult:
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: FinishReason = "stop"
     usage: Usage = Usage()
+    raw: bytes = attrs.field(default=b"", repr=False)
+    raw_wire: str | None = None
 
 
 @attrs.frozen
@@ -148,10 +160,6 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     arguments: str = ""
-
-
-# The wire of OpenAI Chat Completions stream events: ``Call.passthrough`` when the client speaks it.
-OPENAI_CHAT_EVENTS = "openai-chat-events"
 
 
 @attrs.frozen

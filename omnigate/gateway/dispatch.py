@@ -153,7 +153,10 @@ class ChatEndpoint:
         reply = self._reply(call, ledger, result.id, result.model)
         reply.cost_micros = ledger.cost(result.usage)
         reply.latency_ms = ledger.latency_ms()
-        body = orjson.dumps(self.surface.render_result(result, reply))
+        if result.raw_wire is not None and result.raw_wire == call.passthrough:
+            body = result.raw  # the upstream's own answer, already in the client's wire
+        else:
+            body = orjson.dumps(self.surface.render_result(result, reply))
         headers = [
             JSON_CONTENT_TYPE,
             (b"content-length", str(len(body)).encode()),

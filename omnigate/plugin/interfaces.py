@@ -22,10 +22,10 @@ class Call:
 
     ``target`` is where the next attempt goes; fallback policies replace it. ``deadline`` is a
     ``time.monotonic()`` instant after which no new attempt may start. ``state`` is scratch space
-    for policies (namespaced keys, e.g. ``"budget.reservation"``). ``passthrough`` names the stream
-    wire the client speaks (``OPENAI_CHAT_EVENTS``) when a provider speaking it may relay its upstream's
-    events as they are (``StreamChunk.raw``); None, which a policy that reads the chunks' text sets,
-    makes every provider translate.
+    for policies (namespaced keys, e.g. ``"budget.reservation"``). ``passthrough`` names the wire
+    the client speaks (``OPENAI_CHAT``) when a provider speaking it may hand over its upstream's answer
+    as it is (``ChatResult.raw``, ``StreamChunk.raw``); a policy that reads or changes the answer's text
+    sets it to None, so every provider translates and the client gets the parsed answer rendered.
     """
 
     request_id: str

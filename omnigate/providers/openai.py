@@ -9,7 +9,7 @@ from typing import Any, cast
 import aiohttp
 
 from omnigate import hookimpl
-from omnigate.chat.models import OPENAI_CHAT_EVENTS, ChatResult, ChatStream, Credential, StreamChunk
+from omnigate.chat.models import OPENAI_CHAT, ChatResult, ChatStream, Credential, StreamChunk
 from omnigate.errors import InvalidRequestError, UpstreamError
 from omnigate.gateway.sse import SSEEvent, iter_sse_batches
 from omnigate.gateway.streams import relay_stream
@@ -62,10 +62,10 @@ class OpenAIProvider:
         )
         if call.request.stream:
             return open_stream(
-                self.name, response, call.target.model, secrets, call.passthrough == OPENAI_CHAT_EVENTS
+                self.name, response, call.target.model, secrets, call.passthrough == OPENAI_CHAT
             )
         data = await read_body(self.name, response)
-        return parse_result(self.name, data, call.target.model)
+        return parse_result(self.name, data, call.target.model, call.passthrough)
 
     async def aclose(self) -> None:
         await self.session.close()

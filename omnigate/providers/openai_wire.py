@@ -9,6 +9,7 @@ import attrs
 import orjson
 
 from omnigate.chat.models import (
+    OPENAI_CHAT,
     ChatRequest,
     ChatResult,
     FinishReason,
@@ -136,8 +137,11 @@ def _tool_calls(provider: str, raw: Any) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
-def parse_result(provider: str, data: bytes, fallback_model: str) -> ChatResult:
-    """A chat completion document as a ChatResult (the first choice)."""
+def parse_result(
+    provider: str, data: bytes, fallback_model: str, passthrough: str | None = None
+) -> ChatResult:
+    """A chat completion document as a ChatResult (the first choice); with ``passthrough`` (the client
+    speaks OpenAI) it also keeps the document as it came."""
     doc = _loads(provider, data)
     choices = doc.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -159,6 +163,8 @@ def parse_result(provider: str, data: bytes, fallback_model: str) -> ChatResult:
         tool_calls=_tool_calls(provider, message.get("tool_calls")),
         finish_reason=finish_reason(choices[0].get("finish_reason")) or "stop",
         usage=parse_usage(usage) if isinstance(usage, dict) else Usage(),
+        raw=data if passthrough == OPENAI_CHAT else b"",
+        raw_wire=OPENAI_CHAT if passthrough == OPENAI_CHAT else None,
     )
 
 

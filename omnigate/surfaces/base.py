@@ -52,7 +52,7 @@ def cost_usd(cost_micros: int | None) -> float | None:
 
 class Surface(Protocol):
     name: str
-    # The stream wire whose upstream events this surface relays as they are (Call.passthrough), if any.
+    # The wire whose upstream answers (JSON and stream events) this surface relays as they are, if any.
     passthrough: str | None
 
     def render_result(self, result: ChatResult, reply: Reply) -> dict[str, Any]: ...

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from omnigate.chat.models import OPENAI_CHAT_EVENTS, ChatResult, StreamChunk, Usage
+from omnigate.chat.models import OPENAI_CHAT, ChatResult, StreamChunk, Usage
 from omnigate.errors import OmnigateError
 from omnigate.gateway.sse import frame
 from omnigate.surfaces.base import Reply, tool_calls_json, usage_fields
@@ -25,7 +25,7 @@ def openai_usage(usage: Usage) -> dict[str, Any]:
 
 class OpenAISurface:
     name = "openai"
-    passthrough: str | None = OPENAI_CHAT_EVENTS
+    passthrough: str | None = OPENAI_CHAT
 
     def render_result(self, result: ChatResult, reply: Reply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": result.content, "refusal": None}

@@ -67,6 +67,22 @@ async def test_upstream_is_always_asked_for_stream_usage(gateway: Gateway, fakes
     assert rows[-1]["input_tokens"] > 0 and rows[-1]["output_tokens"] > 0
 
 
+async def test_openai_answers_reach_openai_clients_as_the_upstream_sent_them(
+    gateway: Gateway, fakes: Fakes
+) -> None:
+    for _ in range(2):
+        fakes.openai.enqueue(Reply.text("Hi", usage=Usage(input=5, output=1)))
+    completion = await sdk(gateway).chat.completions.create(model="gpt-4o-mini", messages=[user("x")])
+    assert (completion.system_fingerprint, completion.service_tier) == ("fp_fake", "default")
+    assert completion.usage is not None and completion.usage.prompt_tokens_details is not None
+    assert completion.usage.prompt_tokens_details.audio_tokens == 0, "the upstream's own usage details"
+    assert completion.choices[0].message.content == "Hi" and completion.id.startswith("chatcmpl-fake")
+    native = await gateway.chat({"model": "gpt-4o-mini", "messages": [user("x")]}, path="/v1/chat")
+    assert native.json()["message"]["content"] == "Hi" and "system_fingerprint" not in native.json()
+    rows = await gateway.usage_rows()
+    assert [(r["input_tokens"], r["output_tokens"]) for r in rows[-2:]] == [(5, 1), (5, 1)]
+
+
 @pytest.mark.parametrize("include_usage", [False, True])
 async def test_openai_streams_reach_openai_clients_as_the_upstream_sent_them(
     gateway: Gateway, fakes: Fakes, include_usage: bool

@@ -95,6 +95,21 @@ async def test_the_same_request_twice_is_one_upstream_call_and_the_second_is_bil
     ]
 
 
+async def test_an_openai_answer_is_cached_as_sent_and_each_surface_reads_it_in_its_own_format(
+    make_gateway: GatewayFactory, fakes: Any
+) -> None:
+    gateway = await make_gateway()
+    fakes.openai.enqueue(Reply.text("4", usage=Usage(input=10, output=1)))
+    fresh = await gateway.chat(body(cache=True))
+    hit = await gateway.chat(body(cache=True))
+    native_hit = await gateway.chat(body(cache=True), path="/v1/chat")
+    assert fakes.openai.request_count == 1 and hit.headers["x-omnigate-cache"] == "hit"
+    assert hit.content == fresh.content, "an OpenAI client gets the upstream's answer, also from the cache"
+    assert fresh.json()["system_fingerprint"] == "fp_fake"
+    assert native_hit.json()["cached"] is True and native_hit.json()["message"]["content"] == "4"
+    assert "system_fingerprint" not in native_hit.json()
+
+
 async def test_one_project_never_reads_another_projects_entry(
     make_gateway: GatewayFactory, fakes: Any
 ) -> None:
