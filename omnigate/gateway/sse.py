@@ -7,10 +7,13 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import aiohttp
 import attrs
 
+from omnigate.errors import UpstreamError
 from omnigate.gateway.pacing import iter_body
 from omnigate.gateway.upstream import TRANSPORT_ERRORS, transport_error
 
 BLOCK_END = b"\n\n"
+# One event larger than this is a broken upstream, not an answer (Gemini's inline images are a few MB).
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 @attrs.frozen
@@ -46,8 +49,9 @@ async def iter_event_blocks(
     each read, as they arrive; never an empty list.
 
     CRLF line endings are read as LF (a lone CR, allowed by the SSE spec, is used by no provider). A
-    transport failure mid-stream raises a non-retryable UpstreamError; an event left unterminated when
-    the body ends is still delivered (Gemini ends streams by closing).
+    transport failure mid-stream, or an event growing past ``MAX_EVENT_BYTES`` (memory is not the
+    upstream's to take), raises a non-retryable UpstreamError; an event left unterminated when the body
+    ends is still delivered (Gemini ends streams by closing).
     """
     buffer = b""
     try:
@@ -57,6 +61,8 @@ async def iter_event_blocks(
                 buffer = buffer.replace(b"\r\n", b"\n")  # a CR ending a read waits for its LF
             end = buffer.rfind(BLOCK_END)
             if end < 0:
+                if len(buffer) > MAX_EVENT_BYTES:
+                    raise _oversized(provider)
                 continue
             complete, buffer = buffer[:end], buffer[end + 2 :]
             blocks = [block for block in complete.split(BLOCK_END) if block.strip(b"\n")]
@@ -66,6 +72,15 @@ async def iter_event_blocks(
         raise transport_error(provider, exc, started=True) from None
     if buffer.strip():
         yield [buffer.rstrip(b"\r\n")]
+
+
+def _oversized(provider: str) -> UpstreamError:
+    return UpstreamError(
+        f"{provider} sent a stream event larger than {MAX_EVENT_BYTES} bytes",
+        provider=provider,
+        retryable=False,
+        code="upstream_bad_response",
+    )
 
 
 def parse_block(block: bytes) -> SSEEvent | None:

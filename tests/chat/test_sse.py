@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
+from omnigate.errors import UpstreamError
+from omnigate.gateway import sse
 from omnigate.gateway.sse import SSEEvent, iter_sse, iter_sse_batches
 
 
@@ -57,3 +61,13 @@ async def test_batches_hold_the_events_each_read_completed() -> None:
 
 async def test_a_data_line_without_the_space_or_with_a_crlf_reads_the_same() -> None:
     assert await events(b"data:x\r\n\r\ndata: y\r\ndata:  z\r\n\r\n") == [SSEEvent("x"), SSEEvent("y\n z")]
+
+
+async def test_an_event_that_never_ends_is_a_broken_upstream_not_a_memory_leak(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sse, "MAX_EVENT_BYTES", 1000)
+    assert [e.data for e in await events(b"data: " + b"x" * 990 + b"\n\n")] == ["x" * 990]
+    with pytest.raises(UpstreamError) as caught:
+        await events(b"data: ok\n\n", b"data: " + b"y" * 600, b"y" * 600)
+    assert caught.value.code == "upstream_bad_response" and not caught.value.retryable
