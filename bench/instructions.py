@@ -3,6 +3,7 @@ CPU seconds, the count does not move with the machine's load, so a change of a f
 
 python -m bench.instructions                              # JSON at 50 connections, the floor and prod
 python -m bench.instructions --stream --configs omnigate-prod --requests 500
+python -m bench.instructions --stream --configs omnigate-prod --model claude-sonnet-4-5  # translated
 
 Each configuration's server runs twice under valgrind (every process of it counted): once for the
 warm-up alone, once for the warm-up plus ``--requests``; the difference divided by ``--requests`` is
@@ -53,8 +54,8 @@ def answering(url: str, timeout_s: float = 900.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout_s} s")
 
 
-def load(target: run.Target, requests: int, concurrency: int, stream: bool) -> None:
-    args = [python(), "-m", "bench.loadgen", "--url", target.url + "/v1/chat/completions"]
+def load(target: run.Target, requests: int, concurrency: int, stream: bool, model: str) -> None:
+    args = [python(), "-m", "bench.loadgen", "--url", target.url + "/v1/chat/completions", "--model", model]
     args += ["--concurrency", str(concurrency), "--duration", "3600", "--requests", str(requests)]
     if target.key:
         args += ["--key", target.key]
@@ -67,7 +68,7 @@ def load(target: run.Target, requests: int, concurrency: int, stream: bool) -> N
 
 
 def counted(
-    config: str, upstream: str, tmp: Path, warmup: int, extra: int, concurrency: int, stream: bool
+    config: str, upstream: str, tmp: Path, warmup: int, extra: int, concurrency: int, stream: bool, model: str
 ) -> int:
     """Instructions of one server run: start, ``warmup`` + ``extra`` requests, graceful stop."""
     logs = tmp / f"{config}-{extra}"
@@ -75,9 +76,9 @@ def counted(
     wrapper = (*VALGRIND, "--cachegrind-out-file=/dev/null", f"--log-file={logs}/vg.%p.log")
     with run.targets([config], upstream, tmp, wrapper, ready_timeout_s=900.0) as (target,):
         answering(target.url)
-        load(target, warmup, concurrency, stream)
+        load(target, warmup, concurrency, stream, model)
         if extra:
-            load(target, extra, concurrency, stream)
+            load(target, extra, concurrency, stream, model)
         os.killpg(target.pid, signal.SIGTERM)  # a graceful stop writes every process's count
         for _ in range(600):  # each process writes its count as it exits
             if all(INSTRUCTIONS.search(log.read_bytes()) for log in logs.glob("vg.*.log")):
@@ -93,6 +94,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--model",
+        default="gpt-4o-mini",
+        help="claude-sonnet-4-5 makes omnigate translate the fake's Anthropic answer (floors relay OpenAI's)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed")
@@ -110,11 +116,14 @@ def main() -> None:
         wait_port(upstream_port, upstream_proc)
         upstream = f"http://127.0.0.1:{upstream_port}"
         for config in configs:
-            base = counted(config, upstream, tmp, args.warmup, 0, args.concurrency, args.stream)
-            total = counted(config, upstream, tmp, args.warmup, args.requests, args.concurrency, args.stream)
+            counts = [
+                counted(config, upstream, tmp, args.warmup, extra, args.concurrency, args.stream, args.model)
+                for extra in (0, args.requests)
+            ]
+            base, total = counts
             rows.append((config, (total - base) / args.requests))
     floor = dict(rows).get("starlette-hypercorn")
-    mode = "stream" if args.stream else "json"
+    mode = ("stream" if args.stream else "json") + ("" if args.model == "gpt-4o-mini" else f" {args.model}")
     print(f"{'config':26} {'mode':6} {'instructions/req':>17} {'floor/this':>10}")
     for config, per_request in rows:
         ratio = f"{floor / per_request:.3f}" if floor else "-"

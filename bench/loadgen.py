@@ -99,6 +99,7 @@ async def run(
     stream: bool,
     relay_pace_ms: float | None,
     requests: int | None = None,
+    model: str = "gpt-4o-mini",
 ) -> dict[str, float]:
     headers = {"content-type": "application/json"}
     if key:
@@ -113,6 +114,8 @@ async def run(
         stop_at = started + duration
         read = first_byte_reader(ttfbs)
         body = STREAM_BODY if stream else JSON_BODY
+        if model != "gpt-4o-mini":
+            body = orjson.dumps({**orjson.loads(body), "model": model})
         if relay_pace_ms is not None:
             read = relay_reader(delays)
             body = orjson.dumps({**orjson.loads(STREAM_BODY), "bench_pace_ms": relay_pace_ms})
@@ -150,6 +153,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, help="stop after this many requests (or at --duration)")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument(
+        "--model", default="gpt-4o-mini", help="the model asked for (routes a gateway's request)"
+    )
+    parser.add_argument(
         "--relay-pace-ms",
         type=float,
         help="paced streams (events this far apart, each stamped by the upstream): report each event's relay delay",
@@ -170,6 +176,7 @@ def main() -> None:
             args.stream,
             args.relay_pace_ms,
             args.requests,
+            args.model,
         )
     )
     sys.stdout.write(orjson.dumps(result).decode() + "\n")

@@ -64,6 +64,8 @@ def omnigate_env(upstream: str, extra: dict[str, str]) -> dict[str, str]:
     return {
         "OPENAI_BASE_URL": upstream + "/v1",
         "OPENAI_API_KEY": "sk-bench",
+        "ANTHROPIC_BASE_URL": upstream,
+        "ANTHROPIC_API_KEY": "sk-ant-bench",
         "LOG_LEVEL": "WARNING",
         "OMNIGATE_DISABLE_PLUGIN_AUTOLOAD": "1",
         **extra,

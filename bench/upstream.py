@@ -1,4 +1,5 @@
-"""A fast fake OpenAI upstream for benchmarks: fixed JSON and SSE bodies, nothing recorded, no parsing."""
+"""A fast fake OpenAI (and Anthropic) upstream for benchmarks: fixed JSON and SSE bodies, nothing recorded,
+no parsing. The Anthropic Messages route measures a translated answer (the OpenAI one is relayed)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,49 @@ def stream_events(chunks: int) -> list[bytes]:
     return events
 
 
+def anthropic_event(name: str, payload: dict[str, object]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **payload}) + b"\n\n"
+
+
+def anthropic_events(chunks: int) -> list[bytes]:
+    """A Messages stream of ``chunks`` text deltas with its usage, as Anthropic frames it."""
+    usage = {"input_tokens": USAGE["prompt_tokens"], "output_tokens": 1}
+    message = {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": "claude-bench",
+    }
+    events = [anthropic_event("message_start", {"message": {**message, "stop_reason": None, "usage": usage}})]
+    events.append(
+        anthropic_event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+    )
+    delta = anthropic_event(
+        "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "word "}}
+    )
+    events += [delta] * chunks
+    events.append(anthropic_event("content_block_stop", {"index": 0}))
+    final = {"output_tokens": USAGE["completion_tokens"]}
+    events.append(anthropic_event("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": final}))
+    events.append(anthropic_event("message_stop", {}))
+    return events
+
+
+def anthropic_body() -> bytes:
+    return orjson.dumps(
+        {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-bench",
+            "content": [{"type": "text", "text": "word " * 20}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": USAGE["prompt_tokens"], "output_tokens": USAGE["completion_tokens"]},
+        }
+    )
+
+
 async def paced_stream(request: web.Request, chunks: int, pace_s: float) -> web.StreamResponse:
     """Content events ``pace_s`` apart, each text stamped with its send time (``@<ns since the epoch>``),
     so a client can time how long every event took to reach it (the relay mode of the load generator)."""
@@ -87,8 +131,23 @@ def make_app(chunks: int) -> web.Application:
         await response.write_eof()
         return response
 
+    translated = anthropic_body()
+    translated_events = anthropic_events(chunks)
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        payload = await request.read()
+        if b'"stream":true' not in payload.replace(b" ", b""):
+            return web.Response(body=translated, content_type="application/json")
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for event in translated_events:
+            await response.write(event)
+        await response.write_eof()
+        return response
+
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/messages", messages)
     return app
 
 
