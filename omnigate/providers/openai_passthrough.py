@@ -38,8 +38,9 @@ async def passthrough_chunks(
 ) -> AsyncGenerator[StreamChunk, None]:
     """The upstream's events of each read as one raw chunk, except usage and ``[DONE]``.
 
-    Events are parsed until the completion id is known (Azure opens with an id-less prelude) and
-    wherever :func:`is_plain` cannot vouch for them. An event with usage is not relayed: the parser
+    Events are parsed until the first one with a choice (it carries the completion id; Azure opens with
+    a choice-less, id-less prelude, held back until then) and wherever :func:`is_plain` cannot vouch
+    for them. An event with usage is not relayed: the parser
     keeps the usage for the one final chunk the surface renders (the client may not have asked for
     it), and the event's content, if any, is rendered from the parsed chunk. Errors raise after the
     events before them went out. ``named(id, model)`` is called once, before the first chunk.
@@ -52,7 +53,7 @@ async def passthrough_chunks(
     async with contextlib.aclosing(blocks_of_reads):
         async for blocks in blocks_of_reads:
             for block in blocks:
-                if parser.id is not None and is_plain(block):
+                if parser.answering and is_plain(block):
                     held.append(block)
                     continue
                 event = parse_block(block)
@@ -75,8 +76,8 @@ async def passthrough_chunks(
                     out = _with_held(out, held, finish)
                     held, finish = [], None
                     out.append(chunk)
-            if parser.id is None and not parser.done:
-                continue  # the client's chunks must carry the completion id: wait for it
+            if not parser.answering and not parser.done:
+                continue  # the client's chunks must carry the completion id: wait for the first choice
             if unnamed:
                 named(parser.id or "", parser.model)
                 unnamed = False

@@ -194,6 +194,7 @@ class StreamParser:
         self.model: str | None = None
         self.usage: Usage | None = None
         self.done = False
+        self.answering = False  # an event with a choice arrived (Azure opens with a choice-less prelude)
 
     def feed(self, data: str) -> StreamChunk | None:
         if data.strip() == DONE:
@@ -213,6 +214,7 @@ class StreamParser:
         # Azure sends a prelude with empty choices (prompt filter results) and annotation-only choices.
         if not isinstance(choices, list) or not choices:
             return None
+        self.answering = True
         choice = choices[0]
         if not isinstance(choice, dict):
             raise bad_response(self.provider, "a stream choice is not an object")

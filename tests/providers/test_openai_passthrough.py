@@ -186,3 +186,20 @@ async def test_the_first_read_goes_out_without_waiting_for_the_next() -> None:
     assert first.raw == event({"role": "assistant", "content": ""})
     assert len(body.pieces) == 1, "the second read has not been waited for"
     await chunks.aclose()
+
+
+async def test_an_upstream_without_ids_still_streams_read_by_read() -> None:
+    def anonymous(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return event(delta, finish).replace(b'"id":"chatcmpl-1",', b"")
+
+    body = Pieces(anonymous({"role": "assistant", "content": ""}), anonymous({"content": "x"}, "stop") + DONE)
+    names: list[tuple[str, str | None]] = []
+    parser = StreamParser("openai")
+    chunks = passthrough_chunks(
+        "openai", SimpleNamespace(content=body), parser, lambda ident, model: names.append((ident, model))
+    )  # type: ignore[arg-type]
+    first = await anext(chunks)
+    assert first.raw == anonymous({"role": "assistant", "content": ""}) and len(body.pieces) == 1
+    assert names == [("", "gpt-x")]
+    rest = [chunk async for chunk in chunks]
+    assert [c.finish_reason for c in rest if c.finish_reason] == ["stop"]
