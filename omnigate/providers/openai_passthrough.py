@@ -38,12 +38,12 @@ async def passthrough_chunks(
 ) -> AsyncGenerator[StreamChunk, None]:
     """The upstream's events of each read as one raw chunk, except usage and ``[DONE]``.
 
-    Events are parsed until the first one with a choice (it carries the completion id; Azure opens with
-    a choice-less, id-less prelude, held back until then) and wherever :func:`is_plain` cannot vouch
-    for them. An event with usage is not relayed: the parser
-    keeps the usage for the one final chunk the surface renders (the client may not have asked for
-    it), and the event's content, if any, is rendered from the parsed chunk. Errors raise after the
-    events before them went out. ``named(id, model)`` is called once, before the first chunk.
+    Events are parsed up to the first one with a choice (it carries the completion id; Azure opens
+    with a choice-less, id-less prelude, held back until then) and wherever :func:`is_plain` cannot
+    vouch for them. An event with usage is not relayed: the parser keeps the usage for the one final
+    chunk the surface renders (the client may not have asked for it), and the event's content, if
+    any, is rendered from the parsed chunk. Errors raise after the events before them went out.
+    ``named(id, model)`` is called once, before the first chunk.
     """
     blocks_of_reads = iter_event_blocks(response, provider)
     out: list[StreamChunk] = []
