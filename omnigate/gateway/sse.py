@@ -85,8 +85,12 @@ def _oversized(provider: str) -> UpstreamError:
 
 def parse_block(block: bytes) -> SSEEvent | None:
     """One event block's event; None for a block without data (comments only, or a name alone)."""
-    if block.startswith(b"data: ") and b"\n" not in block:  # nearly every event a provider sends
+    if block.startswith(b"data: ") and b"\n" not in block:  # OpenAI's and Gemini's events
         return SSEEvent(block[6:].decode("utf-8", "replace"))
+    if block.startswith(b"event: "):  # Anthropic's: a name line, then one data line
+        name, _, data = block[7:].partition(b"\n")
+        if data.startswith(b"data: ") and b"\n" not in data and b"\r" not in name:
+            return SSEEvent(data[6:].decode("utf-8", "replace"), name.decode("utf-8", "replace"))
     data_lines: list[str] = []
     event_name: str | None = None
     for raw in block.split(b"\n"):

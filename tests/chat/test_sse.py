@@ -71,3 +71,14 @@ async def test_an_event_that_never_ends_is_a_broken_upstream_not_a_memory_leak(
     with pytest.raises(UpstreamError) as caught:
         await events(b"data: ok\n\n", b"data: " + b"y" * 600, b"y" * 600)
     assert caught.value.code == "upstream_bad_response" and not caught.value.retryable
+
+
+async def test_a_named_event_reads_the_same_on_every_path() -> None:
+    named = (
+        b"event: content_block_delta\ndata: {}\n\nevent: x\r\ndata: 1\r\ndata: 2\r\n\r\nevent: \ndata: y\n\n"
+    )
+    assert await events(named) == [
+        SSEEvent("{}", "content_block_delta"),
+        SSEEvent("1\n2", "x"),
+        SSEEvent("y", ""),
+    ]
