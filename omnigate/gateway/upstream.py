@@ -19,6 +19,9 @@ from omnigate.settings import Settings
 READ_BUFFER_BYTES = 4 * 1024 * 1024
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 MAX_ERROR_MESSAGE = 500
+# A whole answer (or error) larger than this is a broken upstream, not memory to hold.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_ERROR_BODY_BYTES = 64 * 1024
 
 
 def new_session(
@@ -165,7 +168,7 @@ async def error_from_response(
 ) -> UpstreamError:
     """Read an error response's body and build its UpstreamError (message from the provider's JSON)."""
     try:
-        body = await response.read()
+        body = await read_at_most(response, MAX_ERROR_BODY_BYTES) or b""
     except TRANSPORT_ERRORS:
         body = b""
     error = status_error(provider, response.status, response.headers, error_message(body), secrets)
@@ -214,14 +217,39 @@ def error_message(body: bytes) -> str:
     return body.decode("utf-8", "replace").strip()
 
 
+async def read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to be larger than ``limit`` bytes (decoded)."""
+    length = response.content_length
+    if length is not None and length > limit:
+        return None
+    if length is not None and "content-encoding" not in response.headers:
+        return await response.read()  # exactly ``length`` bytes
+    pieces, size = [], 0
+    async for piece in response.content.iter_any():  # chunked, or compressed: count what it decodes to
+        size += len(piece)
+        if size > limit:
+            return None
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
 async def read_body(provider: str, response: aiohttp.ClientResponse) -> bytes:
-    """A whole non-streamed 2xx body; the connection goes back to the pool either way."""
+    """A whole non-streamed 2xx body; the connection goes back to the pool either way (closed when
+    the body was not read to its end)."""
     try:
-        return await response.read()
+        body = await read_at_most(response, MAX_BODY_BYTES)
     except TRANSPORT_ERRORS as exc:
         raise transport_error(provider, exc) from None
     finally:
         response.release()
+    if body is None:
+        raise UpstreamError(
+            f"{provider} sent an answer larger than {MAX_BODY_BYTES} bytes",
+            provider=provider,
+            retryable=False,
+            code="upstream_bad_response",
+        )
+    return body
 
 
 async def post(
