@@ -110,6 +110,12 @@ class BudgetLine:
             lambda self: f"x-budget-{self.scope}-{self.period}-remaining-usd".encode(), takes_self=True
         ),
     )
+    # When the window's counter may expire: its TTL at ``now`` (inside the window) is this minus now.
+    expires_at: float = attrs.field(
+        init=False,
+        eq=False,
+        default=attrs.Factory(lambda self: self.window.end + WINDOW_SLACK_S, takes_self=True),
+    )
 
     def describe_window(self) -> str:
         start = dt.datetime.fromtimestamp(self.window.start, dt.UTC)
@@ -245,9 +251,9 @@ class BudgetPart:
             return []  # cost unknown: the worst case stays reserved until the window ends
         delta = outcome.cost_micros - self.amount
         return [
-            Counter(line.key, delta, None, line.window.ttl_s(now, WINDOW_SLACK_S))
+            Counter(line.key, delta, None, line.expires_at - now)
             for line in self.lines
-            if not line.window.ended(now)
+            if now < line.window.end
         ]
 
 
@@ -328,7 +334,7 @@ class BudgetPolicy:
         if not lines:
             return None
         amount = self.worst_case(call, lines[0])
-        ttls = tuple(line.window.ttl_s(now, WINDOW_SLACK_S) for line in lines)
+        ttls = tuple(line.expires_at - now for line in lines)  # lines are the windows holding now
         return BudgetPart(lines, amount, self.seeder, ttls)
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:

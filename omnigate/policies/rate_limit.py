@@ -103,7 +103,7 @@ class RateLimitPart:
         )
 
     def settlement(self, outcome: CallOutcome, now: float) -> list[Counter]:
-        if self.window.ended(now):
+        if now >= self.window.end:
             return []  # a past minute limits nothing any more
         adjustments = []
         for line in self.lines:
@@ -135,7 +135,7 @@ class RateLimitPolicy:
             return None
         now = self.clock()
         window = minute_window(now)
-        ttl = window.ttl_s(now, WINDOW_SLACK_S)
+        ttl = window.end + WINDOW_SLACK_S - now  # the minute holding now
         key = f"rl:{principal.project_id}:{{}}:{window.label}"
         lines = []
         if rpm is not None:
