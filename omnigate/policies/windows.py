@@ -44,9 +44,6 @@ class Window:
         """How long a counter of this window must live: to the window's end, plus ``slack_s``."""
         return self.seconds_left(now) + slack_s
 
-    def ended(self, now: float) -> bool:
-        return now >= self.end
-
 
 def minute_window(now: float) -> Window:
     return _minute(math.floor(now / _MINUTE_S))
