@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from omnigate.chat.models import Usage as ChatUsage
 from omnigate.chat.validate import parse_chat_request
 from omnigate.cli.servers import SERVERS
-from omnigate.policies.budget import BudgetLine, usd_header, usd_text
+from omnigate.plugin.interfaces import CallOutcome
+from omnigate.policies.budget import BudgetLine, BudgetPart, Seeder, usd_header, usd_text
 from omnigate.policies.estimate import IMAGE_TOKENS, prompt_tokens, worst_case_usage
 from omnigate.policies.windows import day_window, minute_window, month_window
 from omnigate.testing import Reply, Usage
@@ -126,6 +128,22 @@ def test_budget_lines_are_values_whatever_they_keep_for_the_window() -> None:
     assert hash(line) == hash(BudgetLine("project", "proj_1", "daily", 5_000_000, window))
     assert line.limit_header == (b"x-budget-project-daily-limit-usd", b"5.000000")
     assert line.marker_probe.key == line.marker and line.marker_probe.amount == 0
+
+
+def test_a_settlement_after_its_day_ended_adjusts_only_the_month() -> None:
+    admitted = utc("2099-03-30T23:59:59.5")
+    lines = tuple(
+        BudgetLine("project", "proj_1", period, 10_000_000, window(admitted))
+        for period, window in (("daily", day_window), ("monthly", month_window))
+    )
+    part = BudgetPart(lines, 700, Seeder(None, None, time.time), ttl_s=(1.0, 1.0))  # type: ignore[arg-type]
+    outcome = CallOutcome("ok", 200, ChatUsage(), cost_micros=200)
+    assert [(c.key, c.amount, c.ttl_s) for c in part.settlement(outcome, admitted)] == [
+        (lines[0].key, -500, pytest.approx(60.5)),
+        (lines[1].key, -500, pytest.approx(lines[1].window.end + 60 - admitted)),
+    ]
+    after_midnight = utc("2099-03-31T00:00:00.5")
+    assert [c.key for c in part.settlement(outcome, after_midnight)] == [lines[1].key]
 
 
 def test_money_formats() -> None:
