@@ -10,7 +10,7 @@ import aiohttp
 
 from omnigate import hookimpl
 from omnigate.chat.models import OPENAI_CHAT, ChatResult, ChatStream, Credential, StreamChunk
-from omnigate.errors import InvalidRequestError, UpstreamError
+from omnigate.errors import InvalidRequestError
 from omnigate.gateway.sse import SSEEvent, iter_sse_batches
 from omnigate.gateway.streams import relay_stream
 from omnigate.gateway.upstream import new_session, post, read_body
@@ -111,13 +111,6 @@ def open_stream(
                         break
                 if parser.done:
                     break
-        if not parser.done:
-            raise UpstreamError(
-                f"{provider} ended the stream without [DONE]",
-                provider=provider,
-                retryable=False,
-                code="upstream_stream_truncated",
-            )
         final = parser.final()
         if final is not None:
             yield final

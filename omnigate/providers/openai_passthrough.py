@@ -88,13 +88,6 @@ async def passthrough_chunks(
                 break
     for pending in _with_held(out, held, finish):
         yield pending
-    if not parser.done:
-        raise UpstreamError(
-            f"{provider} ended the stream without [DONE]",
-            provider=provider,
-            retryable=False,
-            code="upstream_stream_truncated",
-        )
     final = parser.final()
     if final is not None:
         yield final

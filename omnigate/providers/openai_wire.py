@@ -249,5 +249,13 @@ class StreamParser:
         return (text if isinstance(text, str) else None), tuple(calls)
 
     def final(self) -> StreamChunk | None:
-        """The one usage chunk, once the stream is done (None when the upstream reported none)."""
+        """The one usage chunk once the body has ended (None when the upstream reported none); a body
+        that ended without ``[DONE]`` raises: a cut stream never looks like a clean end."""
+        if not self.done:
+            raise UpstreamError(
+                f"{self.provider} ended the stream without [DONE]",
+                provider=self.provider,
+                retryable=False,
+                code="upstream_stream_truncated",
+            )
         return StreamChunk(usage=self.usage) if self.usage is not None else None
