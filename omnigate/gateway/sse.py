@@ -7,9 +7,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import aiohttp
 import attrs
 
-from omnigate.errors import UpstreamError
 from omnigate.gateway.pacing import iter_body
-from omnigate.gateway.upstream import TRANSPORT_ERRORS, transport_error
+from omnigate.gateway.upstream import TRANSPORT_ERRORS, bad_response, transport_error
 
 BLOCK_END = b"\n\n"
 # One event larger than this is a broken upstream, not an answer (Gemini's inline images are a few MB).
@@ -62,7 +61,7 @@ async def iter_event_blocks(
             end = buffer.rfind(BLOCK_END)
             if end < 0:
                 if len(buffer) > MAX_EVENT_BYTES:
-                    raise _oversized(provider)
+                    raise bad_response(provider, f"a stream event larger than {MAX_EVENT_BYTES} bytes")
                 continue
             complete, buffer = buffer[:end], buffer[end + 2 :]
             blocks = [block for block in complete.split(BLOCK_END) if block.strip(b"\n")]
@@ -72,15 +71,6 @@ async def iter_event_blocks(
         raise transport_error(provider, exc, started=True) from None
     if buffer.strip():
         yield [buffer.rstrip(b"\r\n")]
-
-
-def _oversized(provider: str) -> UpstreamError:
-    return UpstreamError(
-        f"{provider} sent a stream event larger than {MAX_EVENT_BYTES} bytes",
-        provider=provider,
-        retryable=False,
-        code="upstream_bad_response",
-    )
 
 
 def parse_block(block: bytes) -> SSEEvent | None:

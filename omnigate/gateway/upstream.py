@@ -217,6 +217,16 @@ def error_message(body: bytes) -> str:
     return body.decode("utf-8", "replace").strip()
 
 
+def bad_response(provider: str, what: str) -> UpstreamError:
+    """A 2xx answer the gateway cannot use (malformed, or past its size bound): not retryable."""
+    return UpstreamError(
+        f"{provider} sent a malformed response ({what})",
+        provider=provider,
+        retryable=False,
+        code="upstream_bad_response",
+    )
+
+
 async def read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
     """The whole body, or None as soon as it is known to be larger than ``limit`` bytes (decoded)."""
     length = response.content_length
@@ -243,12 +253,7 @@ async def read_body(provider: str, response: aiohttp.ClientResponse) -> bytes:
     finally:
         response.release()
     if body is None:
-        raise UpstreamError(
-            f"{provider} sent an answer larger than {MAX_BODY_BYTES} bytes",
-            provider=provider,
-            retryable=False,
-            code="upstream_bad_response",
-        )
+        raise bad_response(provider, f"an answer larger than {MAX_BODY_BYTES} bytes")
     return body
 
 

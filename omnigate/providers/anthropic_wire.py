@@ -22,6 +22,7 @@ from omnigate.chat.models import (
 )
 from omnigate.chat.validate import DATA_URL, tool_call_arguments
 from omnigate.errors import InvalidRequestError, UpstreamError
+from omnigate.gateway.upstream import bad_response as upstream_bad_response
 from omnigate.gateway.upstream import status_error
 
 PROVIDER = "anthropic"
@@ -216,9 +217,7 @@ def _output_format(response_format: dict[str, Any] | None) -> dict[str, Any] | N
 
 
 def bad_response(detail: str) -> UpstreamError:
-    return UpstreamError(
-        f"{PROVIDER} sent a malformed response ({detail})", provider=PROVIDER, code="upstream_bad_response"
-    )
+    return upstream_bad_response(PROVIDER, detail)
 
 
 def finish_reason(stop_reason: Any) -> FinishReason:

@@ -27,6 +27,7 @@ from omnigate.chat.models import (
 from omnigate.chat.validate import DATA_URL, tool_call_arguments
 from omnigate.errors import InvalidRequestError, UpstreamError
 from omnigate.gateway.upstream import MAX_ERROR_MESSAGE, redact
+from omnigate.gateway.upstream import bad_response as upstream_bad_response
 
 PROVIDER = "gemini"
 # Google's documented stand-in for a functionCall whose real thought signature is unknown: Gemini 3 rejects
@@ -212,9 +213,7 @@ def _tool_config(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def bad_response(detail: str) -> UpstreamError:
-    return UpstreamError(
-        f"{PROVIDER} sent a malformed response ({detail})", provider=PROVIDER, code="upstream_bad_response"
-    )
+    return upstream_bad_response(PROVIDER, detail)
 
 
 def error_event(error: Any, secrets: Iterable[str | None]) -> UpstreamError:

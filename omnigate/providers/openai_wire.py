@@ -20,7 +20,7 @@ from omnigate.chat.models import (
     Usage,
 )
 from omnigate.errors import UpstreamError
-from omnigate.gateway.upstream import MAX_ERROR_MESSAGE, redact
+from omnigate.gateway.upstream import MAX_ERROR_MESSAGE, bad_response, redact
 
 # Fields only omnigate understands: OpenAI would reject or misread them.
 OMNIGATE_ONLY_FIELDS = frozenset({"fallback_models", "cache", "metadata"})
@@ -55,15 +55,6 @@ def request_body(request: ChatRequest, model: str | None) -> dict[str, Any]:
 def _plain(request: ChatRequest) -> dict[str, Any]:
     """A request built without a client body (internal callers): the model as JSON, unset fields left out."""
     return attrs.asdict(request, filter=lambda field, value: value is not None and field.name != "raw")
-
-
-def bad_response(provider: str, what: str) -> UpstreamError:
-    return UpstreamError(
-        f"{provider} sent a malformed response ({what})",
-        provider=provider,
-        retryable=False,
-        code="upstream_bad_response",
-    )
 
 
 def _loads(provider: str, data: bytes | str) -> dict[str, Any]:
