@@ -17,6 +17,23 @@ from omnigate.testing import FakeAnthropic, FakeAzureOpenAI, FakeGemini, FakeOpe
 from omnigate.testing.pytest_plugin import run_gateway, serve_gateway
 from tests.conftest import admin_headers, gateway_env
 
+
+class Pieces:
+    """An upstream body (``response.content``) that arrives in the given pieces, one per read."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = list(pieces)
+
+    def read_nowait(self) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    def at_eof(self) -> bool:
+        return not self.pieces
+
+    async def readany(self) -> bytes:
+        return b""
+
+
 # USD per million tokens; deterministic prices for cost assertions.
 TEST_PRICES = {
     "openai/gpt-4o-mini": {"input": 0.15, "output": 0.6, "cache_read": 0.075, "cache_write": 0},

@@ -9,22 +9,7 @@ import pytest
 from omnigate.errors import UpstreamError
 from omnigate.gateway import sse
 from omnigate.gateway.sse import SSEEvent, iter_sse, iter_sse_batches
-
-
-class Pieces:
-    """An upstream body that arrives in the given pieces, one per read."""
-
-    def __init__(self, *pieces: bytes) -> None:
-        self.pieces = list(pieces)
-
-    def read_nowait(self) -> bytes:
-        return self.pieces.pop(0) if self.pieces else b""
-
-    def at_eof(self) -> bool:
-        return not self.pieces
-
-    async def readany(self) -> bytes:
-        return b""
+from tests.chat.conftest import Pieces
 
 
 async def events(*pieces: bytes) -> list[SSEEvent]:

@@ -12,6 +12,7 @@ from omnigate.chat.models import StreamChunk, Usage
 from omnigate.errors import UpstreamError
 from omnigate.providers.openai_passthrough import is_plain, passthrough_chunks
 from omnigate.providers.openai_wire import StreamParser
+from tests.chat.conftest import Pieces
 
 USAGE = {
     "prompt_tokens": 9,
@@ -19,22 +20,6 @@ USAGE = {
     "total_tokens": 12,
     "prompt_tokens_details": {"cached_tokens": 4},
 }
-
-
-class Pieces:
-    """An upstream body that arrives in the given pieces, one per read."""
-
-    def __init__(self, *pieces: bytes) -> None:
-        self.pieces = list(pieces)
-
-    def read_nowait(self) -> bytes:
-        return self.pieces.pop(0) if self.pieces else b""
-
-    def at_eof(self) -> bool:
-        return not self.pieces
-
-    async def readany(self) -> bytes:
-        return b""
 
 
 def event(delta: dict[str, Any] | None, finish: str | None = None, **fields: Any) -> bytes:
