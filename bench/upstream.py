@@ -114,36 +114,32 @@ async def paced_stream(request: web.Request, chunks: int, pace_s: float) -> web.
     return response
 
 
+async def canned(
+    request: web.Request, payload: bytes, body: bytes, events: list[bytes]
+) -> web.StreamResponse:
+    """The fixed JSON body, or the fixed events when the request asked for a stream."""
+    if b'"stream":true' not in payload.replace(b" ", b""):
+        return web.Response(body=body, content_type="application/json")
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    for event in events:
+        await response.write(event)
+    await response.write_eof()
+    return response
+
+
 def make_app(chunks: int) -> web.Application:
-    body = completion_body()
-    events = stream_events(chunks)
+    body, events = completion_body(), stream_events(chunks)
+    translated, translated_events = anthropic_body(), anthropic_events(chunks)
 
     async def chat(request: web.Request) -> web.StreamResponse:
         payload = await request.read()
         if b'"bench_pace_ms"' in payload:  # passes through a gateway: unknown fields are forwarded
             return await paced_stream(request, chunks, orjson.loads(payload)["bench_pace_ms"] / 1000)
-        if b'"stream":true' not in payload.replace(b" ", b""):
-            return web.Response(body=body, content_type="application/json")
-        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await response.prepare(request)
-        for event in events:
-            await response.write(event)
-        await response.write_eof()
-        return response
-
-    translated = anthropic_body()
-    translated_events = anthropic_events(chunks)
+        return await canned(request, payload, body, events)
 
     async def messages(request: web.Request) -> web.StreamResponse:
-        payload = await request.read()
-        if b'"stream":true' not in payload.replace(b" ", b""):
-            return web.Response(body=translated, content_type="application/json")
-        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await response.prepare(request)
-        for event in translated_events:
-            await response.write(event)
-        await response.write_eof()
-        return response
+        return await canned(request, await request.read(), translated, translated_events)
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
