@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -28,7 +29,26 @@ _SQLITE_PRAGMAS = (
 )
 _SQLITE_JOURNAL_MODE = "PRAGMA journal_mode"
 _SQLITE_WAL = "PRAGMA journal_mode=WAL"
+_WAL_SWITCH_WAIT_S = 30.0
 _PING = "SELECT 1"
+
+
+async def _ensure_wal(held: databases.core.Connection) -> None:
+    """Put the file in WAL mode, once.
+
+    WAL is a property of the file: only the first connection ever switches it, so workers starting
+    together do not all take the exclusive lock the switch needs. Two that both find a new file in
+    the old mode race for that lock, and the loser can get "database is locked" at once, busy timeout
+    or not: it waits and looks again, until the winner has switched the file (or the time is up).
+    """
+    deadline = time.monotonic() + _WAL_SWITCH_WAIT_S
+    while str(await held.fetch_val(_SQLITE_JOURNAL_MODE)).lower() != "wal":
+        try:
+            await held.execute(_SQLITE_WAL)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 class Queryable(Protocol):
@@ -226,10 +246,7 @@ class Database:
             try:
                 for pragma in _SQLITE_PRAGMAS:
                     await held.execute(pragma)
-                # WAL is a property of the file: only the first connection ever switches it, so
-                # workers starting together do not all take the exclusive lock the switch needs.
-                if str(await held.fetch_val(_SQLITE_JOURNAL_MODE)).lower() != "wal":
-                    await held.execute(_SQLITE_WAL)
+                await _ensure_wal(held)
             except BaseException:
                 await held.__aexit__(None, None, None)
                 await self._db.disconnect()
