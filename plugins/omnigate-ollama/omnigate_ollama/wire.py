@@ -21,6 +21,7 @@ from omnigate.chat.models import (
     Usage,
 )
 from omnigate.errors import InvalidRequestError, UpstreamError
+from omnigate.gateway import upstream
 from omnigate.gateway.upstream import MAX_ERROR_MESSAGE, redact
 
 PROVIDER = "ollama"
@@ -163,9 +164,7 @@ def _format(response_format: dict[str, Any] | None) -> str | dict[str, Any] | No
 
 
 def bad_response(detail: str) -> UpstreamError:
-    return UpstreamError(
-        f"{PROVIDER} sent a malformed response ({detail})", provider=PROVIDER, code="upstream_bad_response"
-    )
+    return upstream.bad_response(PROVIDER, detail)
 
 
 def error_body(message: Any, secrets: tuple[str | None, ...] = (), *, in_stream: bool) -> UpstreamError:
