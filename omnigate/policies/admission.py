@@ -134,6 +134,7 @@ class Admission:
             self._unavailable(error)
             return
         counters = self._counters()
+        slices = self._slices()
         for attempt in (1, 2):
             try:
                 reservation = await self.state.reserve(counters)
@@ -144,7 +145,6 @@ class Admission:
             if not reservation.admitted:
                 raise self._refusal(reservation.refused, reservation.values, now)
             self.held = True
-            slices = self._slices()
             stale = [
                 part
                 for part, where in slices

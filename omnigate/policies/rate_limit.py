@@ -41,7 +41,7 @@ def reset_duration(seconds: float) -> str:
     return f"{millis / 1000:.3f}".rstrip("0").rstrip(".") + "s"
 
 
-@attrs.frozen
+@attrs.define  # not frozen: two per request, and frozen attrs classes cost three times as much to build
 class _Line:
     kind: str  # REQUESTS | TOKENS
     limit: int
@@ -109,7 +109,8 @@ class RateLimitPart:
         for line in self.lines:
             if line.kind == TOKENS:
                 used = 0 if outcome.status == STATUS_CACHE_HIT else outcome.usage.total_tokens
-                adjustments.append(attrs.evolve(line.counter, amount=used - line.amount, limit=None))
+                counter = line.counter
+                adjustments.append(Counter(counter.key, used - line.amount, None, counter.ttl_s))
         return adjustments
 
 
