@@ -21,8 +21,8 @@ from omnigate.chat.models import (
     Usage,
 )
 from omnigate.errors import InvalidRequestError, UpstreamError
-from omnigate.gateway import upstream
 from omnigate.gateway.upstream import MAX_ERROR_MESSAGE, redact
+from omnigate.gateway.upstream import bad_response as upstream_bad_response
 
 PROVIDER = "ollama"
 DATA_URL = re.compile(r"^data:image/[A-Za-z0-9.+-]+;base64,(.*)$", re.DOTALL)
@@ -164,7 +164,7 @@ def _format(response_format: dict[str, Any] | None) -> str | dict[str, Any] | No
 
 
 def bad_response(detail: str) -> UpstreamError:
-    return upstream.bad_response(PROVIDER, detail)
+    return upstream_bad_response(PROVIDER, detail)
 
 
 def error_body(message: Any, secrets: tuple[str | None, ...] = (), *, in_stream: bool) -> UpstreamError:
