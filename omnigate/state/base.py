@@ -88,7 +88,7 @@ def ttl_to_ms(ttl_s: float | None) -> int | None:
         return None
     if not ttl_s > 0:
         raise ValueError(f"ttl_s must be positive or None, got {ttl_s!r}")
-    return max(1, round(ttl_s * 1000))
+    return round(ttl_s * 1000) or 1  # a positive TTL rounding to 0 ms keeps 1
 
 
 def check_counters(items: Sequence[Counter]) -> list[int | None]:
