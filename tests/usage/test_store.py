@@ -37,6 +37,21 @@ async def test_round_trip_keeps_every_column(db: Database) -> None:
     assert back.cost_micros is None and back.key_id is None
 
 
+async def test_text_and_extreme_numbers_round_trip_exactly(db: Database) -> None:
+    # On PostgreSQL a batch travels as JSON: quotes, backslashes, control characters and non-ASCII text
+    # must come back unchanged, and 64-bit counts exactly (not through a float).
+    odd = make_record(
+        model='gpt-4o "mini" \\ path/\t\u00e9\u4e2d\U0001f680',
+        error_code='{"not": "json"}\n[1]',
+        input_tokens=2**63 - 1,
+        cost_micros=-(2**63),
+        created_at=2**53 + 1,
+    )
+    blank = make_record(model="", error_code="")
+    await insert_usage(db, [odd, blank])
+    assert await list_usage(db, "proj_a") == [blank, odd]
+
+
 async def test_insert_is_idempotent_on_request_id(db: Database) -> None:
     batch = [make_record() for _ in range(50)]
     await insert_usage(db, batch)
