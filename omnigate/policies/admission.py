@@ -41,11 +41,11 @@ class Part(Protocol):
     async def prepare(self) -> None:
         """Runs before the reservation (the budget part makes sure its counters are rebuilt)."""
 
-    def current(self, values: Sequence[int], ttls_ms: Sequence[int]) -> bool:
-        """Whether the reserved counters were complete (False: rebuild, then reserve again)."""
+    def lost(self, indices: Sequence[int]) -> None:
+        """The part's counters ``indices`` were found without their guard: incomplete, to be rebuilt."""
 
     async def rebuild(self) -> None:
-        """Rebuild the counters ``current`` found incomplete."""
+        """Rebuild the counters ``lost`` named (the reservation is then made again)."""
 
     def refusal(self, index: int, values: Sequence[int], now: float) -> OmnigateError:
         """The error for counter ``index`` not fitting; ``values`` are the counters before."""
@@ -145,19 +145,14 @@ class Admission:
             if not reservation.admitted:
                 raise self._refusal(reservation.refused, reservation.values, now)
             self.held = True
-            stale = [
-                part
-                for part, where in slices
-                if not part.current(reservation.values[where], reservation.ttls_ms[where])
-            ]
-            if stale and attempt == 1:
+            if reservation.unguarded and attempt == 1:
                 # The shared state lost counters (flushed, restarted): give the reservation back, rebuild
                 # the counters from the usage records, and reserve again against the complete values.
                 release = [attrs.evolve(c, amount=-c.amount, limit=None) for c in counters]
                 self.state.add_later(release, _release_failed)  # goes before the next reservation
                 self.held = False
                 try:
-                    for part in stale:
+                    for part in self._lost(slices, reservation.unguarded):
                         await part.rebuild()
                 except StateUnavailableError as error:
                     self._unavailable(error)
@@ -166,6 +161,17 @@ class Admission:
             for part, where in slices:
                 self.headers += part.headers(reservation.values[where], now)
             return
+
+    @staticmethod
+    def _lost(slices: list[tuple[Part, slice]], unguarded: Sequence[int]) -> list[Part]:
+        """Tell each part which of its counters were found incomplete; the parts that own any."""
+        lost = []
+        for part, where in slices:
+            mine = [index - where.start for index in unguarded if where.start <= index < where.stop]
+            if mine:
+                part.lost(mine)
+                lost.append(part)
+        return lost
 
     def _refusal(self, refused: int | None, values: Sequence[int], now: float) -> OmnigateError:
         for part, where in self._slices():

@@ -28,7 +28,7 @@ from omnigate.policies.estimate import call_worst_case_usage
 from omnigate.policies.windows import SYSTEM_CLOCK, Clock, Window, day_window, month_window
 from omnigate.pricing import PriceBook, cost_micros
 from omnigate.settings import Settings
-from omnigate.state.base import TTL_MISSING, Counter, SharedState
+from omnigate.state.base import Counter, SharedState
 from omnigate.store.database import Database
 from omnigate.store.usage import spend_since
 
@@ -83,15 +83,13 @@ class BudgetLine:
         ),
     )
 
-    @property
-    def marker(self) -> str:
-        """Present once the counter holds the window's spend rebuilt from the usage records."""
-        return self.key + ":seeded"
+    # Present once the counter holds the window's spend rebuilt from the usage records: every
+    # reservation names it as its counter's guard.
+    marker: str = attrs.field(
+        init=False, eq=False, default=attrs.Factory(lambda self: self.key + ":seeded", takes_self=True)
+    )
 
     # What every request of the window repeats, made once (lines are cached per window).
-    marker_probe: Counter = attrs.field(
-        init=False, eq=False, default=attrs.Factory(lambda self: Counter(self.marker, 0), takes_self=True)
-    )
     limit_header: tuple[bytes, bytes] = attrs.field(
         init=False,
         eq=False,
@@ -201,29 +199,26 @@ class BudgetPart:
     counters: Sequence[Counter] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        reserve = [
-            Counter(line.key, self.amount, line.limit, ttl)
+        # A counter whose marker is gone was lost (flush, failover) and holds only what came after.
+        self.counters = [
+            Counter(line.key, self.amount, line.limit, ttl, line.marker)
             for line, ttl in zip(self.lines, self.ttl_s, strict=True)
         ]
-        # Markers ride along with amount 0: their TTL in the reply says whether the counters are complete.
-        self.counters = reserve + [line.marker_probe for line in self.lines]
 
     async def prepare(self) -> None:
         await self.seeder.ensure(self.lines)
 
-    def current(self, values: Sequence[int], ttls_ms: Sequence[int]) -> bool:
-        markers = ttls_ms[len(self.lines) :]
-        self._stale = [line for line, ttl in zip(self.lines, markers, strict=True) if ttl == TTL_MISSING]
+    def lost(self, indices: Sequence[int]) -> None:
+        self._stale = [self.lines[index] for index in indices]
         for line in self._stale:
             self.seeder.forget(line)
-        return not self._stale
 
     async def rebuild(self) -> None:
         await self.seeder.ensure(self._stale)
 
     def headers(self, values: Sequence[int], now: float) -> HeaderPairs:
         headers: HeaderPairs = []
-        for line, value in zip(self.lines, values, strict=False):
+        for line, value in zip(self.lines, values, strict=True):
             headers += (
                 line.limit_header,
                 (line.remaining_header, usd_header(max(line.limit - value, 0)).encode()),

@@ -64,8 +64,8 @@ class RateLimitPart:
     async def prepare(self) -> None:
         return None
 
-    def current(self, values: Sequence[int], ttls_ms: Sequence[int]) -> bool:
-        return True
+    def lost(self, indices: Sequence[int]) -> None:
+        return None  # its counters have no guard: a lost minute only forgets what it had admitted
 
     async def rebuild(self) -> None:
         return None

@@ -30,6 +30,9 @@ class Counter:
     amount: int
     limit: int | None = None
     ttl_s: float | None = None
+    guard: str | None = None
+    """A key that must exist for this counter's value to be whole (a marker written when the counter was
+    rebuilt): ``reserve`` reports the counters whose guard is missing. Guards are only read."""
 
 
 @attrs.frozen
@@ -40,6 +43,8 @@ class Reservation:
     refused: int | None
     values: tuple[int, ...]
     ttls_ms: tuple[int, ...]
+    unguarded: tuple[int, ...] = ()
+    """Indices of the counters whose guard key does not exist (as the operation leaves the state)."""
 
 
 class SharedState(Protocol):

@@ -129,9 +129,18 @@ class MemoryState:
             pending[key] += item.amount
         if refused is not None:
             ttls = tuple(self._pttl(key, now) for key in keys)
-            return Reservation(False, refused, tuple(stored[key] for key in keys), ttls)
+            values = tuple(stored[key] for key in keys)
+            return Reservation(False, refused, values, ttls, self._unguarded(items, now))
         values = self._apply(items, keys, ttls_ms, now)
-        return Reservation(True, None, values, tuple(self._pttl(key, now) for key in keys))
+        ttls = tuple(self._pttl(key, now) for key in keys)
+        return Reservation(True, None, values, ttls, self._unguarded(items, now))
+
+    def _unguarded(self, items: Sequence[Counter], now: float) -> tuple[int, ...]:
+        return tuple(
+            index
+            for index, item in enumerate(items)
+            if item.guard is not None and self._lookup(self.prefix + item.guard, now) is None
+        )
 
     async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
         return self._add(items)

@@ -195,11 +195,13 @@ class RedisState:
         reply = await self._run(True, items)
         n = len(items)
         refused = int(reply[1])
+        unguarded = reply[2 + 2 * n]
         return Reservation(
             admitted=reply[0] == b"1",
             refused=None if refused < 0 else refused,
             values=tuple(map(int, reply[2 : 2 + n])),
-            ttls_ms=tuple(map(int, reply[2 + n :])),
+            ttls_ms=tuple(map(int, reply[2 + n : 2 + 2 * n])),
+            unguarded=() if unguarded == b"-" else tuple(map(int, unguarded.split(b" "))),
         )
 
     async def add(self, items: Sequence[Counter]) -> tuple[int, ...]:
@@ -219,7 +221,7 @@ class RedisState:
     async def _run(self, check: bool, items: Sequence[Counter]) -> list[bytes]:
         ttls_ms = check_counters(items)
         if not items:
-            return [b"1", b"-1"]
+            return [b"1", b"-1", b"-"]
         return await self._counters.submit(self.prefix, check, items, ttls_ms)
 
     async def _run_counters_script(self, keys: list[str], args: list[str]) -> bytes:

@@ -21,9 +21,11 @@ HOLD_S = 0.01  # how long a settlement may wait for company; reservations stay c
 # atomic, so the batch is too). KEYS holds the batch's distinct keys; ARGV[1] packs every operation in
 # one comma-separated string (the client's cost is per argument, so one argument per batch): per
 # operation its mode ('r' checks limits, 'a' only adds) and counter count n, then per counter the KEYS
-# index, amount, limit and ttl ms ('_' = none). Per operation the reply holds {admitted '1'|'0',
-# refused index or '-1', n values, n PTTLs}, or {'E', message} when a key holds something other than
-# an integer: that operation changes nothing and the others still run. The reply is those strings
+# index, amount, limit, ttl ms and its guard's KEYS index ('_' = none). Per operation the reply holds
+# {admitted '1'|'0', refused index or '-1', n values, n PTTLs, the 0-based indices of the counters whose
+# guard key is missing after the operation, space-separated, or '-'}, or {'E', message} when a key
+# holds something other than an integer: that operation changes nothing and the others still run.
+# A guard is only read (one that holds a non-integer counts as present). The reply is those strings
 # joined by LF in one bulk string (the message's own LFs become spaces): the client parses one item
 # per batch instead of hundreds.
 #
@@ -81,11 +83,11 @@ while at <= #t do
   local check = t[at] == 'r'
   local n = tonumber(t[at + 1])
   local base = at + 2
-  at = base + 4 * n
+  at = base + 5 * n
   local keys = {}
   local failure = nil
   for i = 1, n do
-    local k = KEYS[tonumber(t[base + 4 * (i - 1)])]
+    local k = KEYS[tonumber(t[base + 5 * (i - 1)])]
     keys[i] = k
     load(k)
     if failure == nil and bad[k] ~= nil then failure = bad[k] end
@@ -98,7 +100,7 @@ while at <= #t do
     if check then
       local pending = {}
       for i = 1, n do
-        local p = base + 4 * (i - 1)
+        local p = base + 5 * (i - 1)
         local k = keys[i]
         local amount, limit = tonumber(t[p + 1]), t[p + 2]
         local now = pending[k] or num[k]
@@ -113,7 +115,7 @@ while at <= #t do
     out[#out + 1] = tostring(refused)
     for i = 1, n do
       local k = keys[i]
-      local p = base + 4 * (i - 1)
+      local p = base + 5 * (i - 1)
       if refused < 0 and t[p + 1] ~= '0' then
         add(k, t[p + 1])
         if pttl[k] < 0 then -- missing or without a TTL: the increment makes it exist
@@ -131,6 +133,16 @@ while at <= #t do
     for i = 1, n do
       out[#out + 1] = string.format('%d', pttl[keys[i]])
     end
+    local unguarded = {}
+    for i = 1, n do
+      local g = t[base + 5 * (i - 1) + 4]
+      if g ~= '_' then
+        local gk = KEYS[tonumber(g)]
+        load(gk)
+        if bad[gk] == nil and pttl[gk] == -2 then unguarded[#unguarded + 1] = tostring(i - 1) end
+      end
+    end
+    out[#out + 1] = #unguarded > 0 and table.concat(unguarded, ' ') or '-'
   end
 end
 for k in pairs(touched) do
@@ -150,6 +162,7 @@ class Operation:
     """One queued reserve (``check``) or add and the future its caller awaits."""
 
     check: bool
+    prefix: str
     keys: list[str]
     items: Sequence[Counter]
     ttls_ms: list[int | None]
@@ -168,7 +181,13 @@ def encode(batch: Sequence[Operation]) -> tuple[list[str], str]:
                 at = index[key] = len(index) + 1
             limit = "_" if item.limit is None else item.limit
             ttl = "_" if ttl_ms is None else ttl_ms
-            tokens.append(f"{at},{item.amount},{limit},{ttl}")
+            guard: str | int = "_"
+            if item.guard is not None:
+                guard_key = op.prefix + item.guard
+                guard = index.get(guard_key, 0)
+                if not guard:
+                    guard = index[guard_key] = len(index) + 1
+            tokens.append(f"{at},{item.amount},{limit},{ttl},{guard}")
     return list(index), ",".join(tokens)
 
 
@@ -198,7 +217,7 @@ class CounterBatcher:
     async def submit(
         self, prefix: str, check: bool, items: Sequence[Counter], ttls_ms: list[int | None]
     ) -> list[bytes]:
-        """Queue one operation and wait for its reply: {admitted, refused, values..., pttls...}.
+        """Queue one operation and wait for its reply: {admitted, refused, values..., pttls..., unguarded}.
 
         ``ttls_ms`` are the items' TTLs as :func:`omnigate.state.base.check_counters` returned them.
         """
@@ -220,7 +239,9 @@ class CounterBatcher:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bytes]] = loop.create_future()
-        self._queue.append(Operation(check, [prefix + item.key for item in items], items, ttls_ms, future))
+        self._queue.append(
+            Operation(check, prefix, [prefix + item.key for item in items], items, ttls_ms, future)
+        )
         if urgent:
             self._start()
         elif self._drain_task is None and self._held is None:
@@ -282,7 +303,7 @@ class CounterBatcher:
         future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
         future.add_done_callback(functools.partial(report_failure, _give_back_failed))
         self._queue.append(
-            Operation(False, op.keys, items, op.ttls_ms, future)
+            Operation(False, op.prefix, op.keys, items, op.ttls_ms, future)
         )  # the drain loop sends it next
         self._start()
 
@@ -307,7 +328,7 @@ def _split(reply: list[bytes], batch: list[Operation]) -> list[list[bytes] | Bas
             results.append(ValueError(reply[at + 1].decode()))
             at += 2
         else:
-            width = 2 + 2 * len(op.keys)
+            width = 3 + 2 * len(op.keys)
             if at + width > len(reply):
                 raise IndexError(at + width)
             results.append(reply[at : at + width])

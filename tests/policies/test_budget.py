@@ -127,7 +127,7 @@ def test_budget_lines_are_values_whatever_they_keep_for_the_window() -> None:
     assert line == BudgetLine("project", "proj_1", "daily", 5_000_000, window)
     assert hash(line) == hash(BudgetLine("project", "proj_1", "daily", 5_000_000, window))
     assert line.limit_header == (b"x-budget-project-daily-limit-usd", b"5.000000")
-    assert line.marker_probe.key == line.marker and line.marker_probe.amount == 0
+    assert line.marker == line.key + ":seeded"
 
 
 def test_a_settlement_after_its_day_ended_adjusts_only_the_month() -> None:

@@ -192,14 +192,14 @@ async def test_rate_and_budget_share_one_round_trip_and_a_refusal_consumes_nothi
 
     refused = await gateway.chat(payload)  # over budget: all-or-nothing, so no RPM or TPM is taken
     assert refused.json()["error"]["code"] == "budget_exceeded"
-    assert counting.take() == [("reserve", ("rl", "rl", "budget", "budget"))]
+    assert counting.take() == [("reserve", ("rl", "rl", "budget"))]
 
     await set_budgets(gateway.client, gateway.tenant, project_daily_budget_usd=usd(3 * reservation))
     fakes.openai.enqueue(Reply.text("short", usage=Usage(input=3, output=4)))  # settles below the estimate
     second = await gateway.chat(payload)
     assert second.status_code == 200
     assert second.headers["x-ratelimit-remaining-requests"] == "1"  # the refused request did not count
-    assert counting.take() == [("reserve", ("rl", "rl", "budget", "budget")), ("add", ("rl", "budget"))]
+    assert counting.take() == [("reserve", ("rl", "rl", "budget")), ("add", ("rl", "budget"))]
 
 
 async def test_without_the_budget_policy_rate_limits_reserve_on_their_own(

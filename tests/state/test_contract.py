@@ -124,6 +124,24 @@ async def test_reserve_refusal_reports_missing_keys(state: SharedState) -> None:
     assert await state.get("fresh") is None
 
 
+async def test_reserve_reports_the_counters_whose_guard_is_missing(state: SharedState) -> None:
+    items = [
+        Counter("spend", 5, 100, 60.0, guard="spend:seeded"),
+        Counter("rpm", 1, 10, 60.0),
+        Counter("other", 1, None, None, guard="spend"),  # created by this very reservation: present
+    ]
+    lost = await state.reserve(items)
+    assert lost.admitted and lost.unguarded == (0,)
+    assert await state.get("spend:seeded") is None  # guards are only read
+    await state.incr("spend:seeded", 1, 60.0)
+    assert (await state.reserve(items)).unguarded == ()
+    await state.delete("spend:seeded")
+    refused = await state.reserve([Counter("spend", 1000, 100, 60.0, guard="spend:seeded")])
+    assert (refused.admitted, refused.unguarded) == (False, (0,))  # reported when refused, too
+    await state.set("spend:seeded", b"not a number")
+    assert (await state.reserve(items[:1])).unguarded == ()  # a guard is any existing key
+
+
 async def test_reserve_same_key_twice_counts_both(state: SharedState) -> None:
     await state.incr("k", 3)
     refused = await state.reserve([Counter("k", 2, 8), Counter("k", 4, 8)])

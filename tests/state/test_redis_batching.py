@@ -122,21 +122,23 @@ async def test_a_settlement_that_fails_is_reported_not_raised(redis_state: tuple
 
 
 def random_operations(rng: random.Random, count: int) -> list[tuple[bool, list[Counter]]]:
-    """Reservations and adds over a few shared keys; "big" crosses 2**52 (where sums leave Lua numbers)."""
+    """Reservations and adds over a few shared keys; "big" crosses 2**52 (where sums leave Lua numbers).
+
+    Guards name keys that come and go within a batch ("a", "b"), one never written ("never") and one
+    holding text."""
     operations = []
     for _ in range(count):
         items = []
         for _ in range(rng.randint(1, 3)):
             key = rng.choice(["a", "b", "c", "big"])
+            guard = rng.choice([None, None, "a", "b", "never", "text"])
             if key == "big":  # no limit: limit checks are exact only below 2**53
-                items.append(
-                    Counter(key, rng.choice([0, 5, -3, 2**52 + 7, -(2**51)]), None, rng.choice([None, 60.0]))
-                )
+                amount = rng.choice([0, 5, -3, 2**52 + 7, -(2**51)])
+                items.append(Counter(key, amount, None, rng.choice([None, 60.0]), guard))
             else:
                 amount = rng.choice([0, 1, 2, 7, -1])
-                items.append(
-                    Counter(key, amount, rng.choice([None, 10, 25]), rng.choice([None, 60.0, 120.0]))
-                )
+                limit = rng.choice([None, 10, 25])
+                items.append(Counter(key, amount, limit, rng.choice([None, 60.0, 120.0]), guard))
         operations.append((rng.random() < 0.6, items))
     return operations
 
@@ -150,7 +152,14 @@ async def outcome(state: SharedState, check: bool, items: list[Counter]) -> tupl
         return ("failed",)
     # TTLs: missing (-2) and none (-1) exactly, a set one to within a second (Redis counts down).
     ttls = tuple(t if t < 0 else round(t / 1000) for t in reservation.ttls_ms)
-    return ("reserved", reservation.admitted, reservation.refused, reservation.values, ttls)
+    return (
+        "reserved",
+        reservation.admitted,
+        reservation.refused,
+        reservation.values,
+        ttls,
+        reservation.unguarded,
+    )
 
 
 @pytest.mark.parametrize("seed", range(6))
