@@ -98,6 +98,12 @@ def _positional(query: str, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
     return compiled.string, tuple(compiled.positiontup or ())
 
 
+async def _keep_session(connection: object) -> None:
+    """The pool's reset when a connection comes back: nothing beyond asyncpg's own rollback of an open
+    transaction. The store keeps no session state on pooled connections (no SET outside SET LOCAL, no
+    LISTEN, cursors or advisory locks), so the default reset query would cost a round trip per use."""
+
+
 def _rows(records: Sequence[Any]) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in records]
 
@@ -152,7 +158,7 @@ class _SqliteScopes:
 
 
 class Transaction:
-    """Query methods bound to one connection inside an open transaction."""
+    """Query methods bound to one connection, inside an open transaction (or for one statement)."""
 
     __slots__ = ("_conn", "_dialect", "_sqlite_scopes")
 
@@ -215,6 +221,8 @@ class Database:
         self._dialect, driver_url, self._sqlite_path = parse_database_url(url)
         if self._dialect == "sqlite":
             options.setdefault("timeout", 30.0)
+        else:
+            options.setdefault("reset", _keep_session)
         self._db = databases.Database(driver_url, **options)
         self._held: databases.core.Connection | None = None
         self._scopes: _SqliteScopes | None = None
@@ -308,6 +316,11 @@ class Database:
     async def execute_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run `query` once per row, all in one transaction (one driver executemany)."""
         if not rows:
+            return
+        if len(rows) == 1 and self._dialect == "postgresql":  # one statement: atomic without BEGIN/COMMIT
+            conn = self._db.connection()
+            async with conn:
+                await Transaction(conn, "postgresql").execute_many(query, rows)
             return
         async with self.transaction() as tx:
             await tx.execute_many(query, rows)
