@@ -68,18 +68,21 @@ async def drive(app: Any, key: str, stream: bool, requests: int, concurrency: in
 
     async def one() -> None:
         sent = False
+        complete = asyncio.Event()
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            await asyncio.Event().wait()  # the client never leaves
-            raise AssertionError("unreachable")
+            await complete.wait()  # the client never leaves; as servers do, a receive ends with the response
+            return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start" and message["status"] != 200:
                 raise RuntimeError(f"status {message['status']}")
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete.set()
 
         async with gate:
             await app(dict(scope), receive, send)

@@ -67,8 +67,14 @@ class DisconnectWatch:
                 self._cancelled = False
                 self._task.uncancel()
 
-    def stop(self) -> None:
-        """Stop watching (not awaited: a request being torn down must still reach its finalizers)."""
+    def stop(self, answered: bool = False) -> None:
+        """Stop watching (not awaited: a request being torn down must still reach its finalizers).
+
+        ``answered``: the response is complete. The server then answers the pending ``receive`` with
+        ``http.disconnect`` (hypercorn and uvicorn do; ASGI asks it of a receive after the response),
+        so the watcher ends by itself, unarmed; cancelling it would cost two exceptions in the
+        server's receive (a cancelled queue get) on every request.
+        """
         watcher, self._watcher = self._watcher, None
-        if watcher is not None:
+        if watcher is not None and not answered:
             watcher.cancel()

@@ -83,6 +83,7 @@ class ChatEndpoint:
         watch = DisconnectWatch(receive)
         pacer: StreamPacer | None = None
         paced: contextvars.Token[StreamPacer | None] | None = None
+        answered = False
         try:
             call = await self._admit(scope, receive, ledger)
             if call.request.stream:
@@ -96,13 +97,15 @@ class ChatEndpoint:
                 await self._relay(result, call, ledger, watch, send, pacer)
             else:
                 await self._respond(result, call, ledger, send)
+            answered = True
         except ClientDisconnectedError:
             ledger.finish(STATUS_CANCELLED, CLIENT_CLOSED, error_code="client_disconnected")
         except OmnigateError as error:
             ledger.finish(STATUS_ERROR, error.status_code, error_code=error.code)
             await send_error(send, error)
+            answered = True
         finally:
-            watch.stop()
+            watch.stop(answered)
             if paced is not None:
                 CURRENT_PACER.reset(paced)
             if not ledger.finished:  # an unexpected failure or the server cancelling us

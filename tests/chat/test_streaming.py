@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from typing import Any
@@ -52,6 +53,31 @@ async def test_client_disconnect_cancels_the_upstream(served: Served, fakes: Fak
     assert not fake.requests[-1].completed
     row = await wait_for_usage_row(served)
     assert row.status == "cancelled" and row.http_status == 499 and row.provider == provider
+
+
+async def test_answered_requests_leave_no_disconnect_watcher_behind(served: Served, fakes: Fakes) -> None:
+    # A watcher is not cancelled once the response is complete: the server must end its receive.
+    # (No garbage collection meanwhile: a task left pending on nothing else would vanish from all_tasks.)
+    fakes.openai.set_default(Reply.text(["a ", "b"]))
+
+    def watchers() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if "DisconnectWatch" in t.get_coro().__qualname__]
+
+    gc.disable()
+    try:
+        async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as client:
+            for stream in (False, True, False, True):
+                body = {"model": "gpt-4o-mini", "messages": [user("x")], "stream": stream}
+                response = await client.post("/v1/chat/completions", json=body, headers=served.tenant.headers)
+                assert response.status_code == 200
+            refused = await client.post(
+                "/v1/chat/completions", json={"model": "gpt-4o-mini"}, headers=served.tenant.headers
+            )
+            assert refused.status_code == 400
+            await asyncio.sleep(0.2)
+            assert not watchers()  # with the keep-alive connection still open
+    finally:
+        gc.enable()
 
 
 async def wait_for_usage_row(served: Served, timeout_s: float = 5.0) -> Any:
