@@ -44,7 +44,6 @@ _SEEDED_MAX = 100_000
 BUDGETS = (("org", "daily"), ("org", "monthly"), ("project", "daily"), ("project", "monthly"))
 _WINDOWS: dict[str, Callable[[float], Window]] = {"daily": day_window, "monthly": month_window}
 _LIMIT_ATTRS = tuple(f"{scope}_{period}_budget_micros" for scope, period in BUDGETS)
-_NO_LIMITS = (None,) * len(BUDGETS)
 _LINES_CACHED_MAX = 10_000
 
 
@@ -276,28 +275,26 @@ class BudgetPolicy:
         self.settings = settings
         self.clock = clock
         self.seeder = Seeder(state, db, clock)
-        self._lines: dict[
-            tuple[Any, ...], tuple[BudgetLine, ...]
-        ] = {}  # budget lines are the same for a window
+        # id(principal) -> (principal, its UTC day's start and end, its lines): principals are shared by
+        # every request of a key until the key cache reloads them, and windows change only at midnight.
+        self._lines: dict[int, tuple[Any, float, float, tuple[BudgetLine, ...]]] = {}
         joint_for(state).budget_commits = True
 
     def lines(self, principal: Any, now: float) -> tuple[BudgetLine, ...]:
+        """The budgets that apply to ``principal``, in the windows holding ``now``."""
+        known = self._lines.get(id(principal))
+        if known is not None and known[0] is principal and known[1] <= now < known[2]:
+            return known[3]
         limits = tuple(getattr(principal, attr, None) for attr in _LIMIT_ATTRS)
-        if limits == _NO_LIMITS:
-            return ()
-        windows = {period: window(now) for period, window in _WINDOWS.items()}
-        ids = {scope: getattr(principal, f"{scope}_id") for scope in ("org", "project")}
-        cache_key = (ids["org"], ids["project"], limits, windows["daily"].label, windows["monthly"].label)
-        lines = self._lines.get(cache_key)
-        if lines is None:
-            lines = tuple(
-                BudgetLine(scope, ids[scope], period, limit, windows[period])
-                for (scope, period), limit in zip(BUDGETS, limits, strict=True)
-                if limit is not None
-            )
-            if len(self._lines) >= _LINES_CACHED_MAX:
-                self._lines.clear()
-            self._lines[cache_key] = lines
+        lines = tuple(
+            BudgetLine(scope, getattr(principal, f"{scope}_id"), period, limit, _WINDOWS[period](now))
+            for (scope, period), limit in zip(BUDGETS, limits, strict=True)
+            if limit is not None
+        )
+        if len(self._lines) >= _LINES_CACHED_MAX:
+            self._lines.clear()
+        day = day_window(now)
+        self._lines[id(principal)] = (principal, day.start, day.end, lines)
         return lines
 
     def worst_case(self, call: Call, budget: BudgetLine) -> int:

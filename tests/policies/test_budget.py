@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -13,9 +14,12 @@ from omnigate.chat.models import Usage as ChatUsage
 from omnigate.chat.validate import parse_chat_request
 from omnigate.cli.servers import SERVERS
 from omnigate.plugin.interfaces import CallOutcome
-from omnigate.policies.budget import BudgetLine, BudgetPart, Seeder, usd_header, usd_text
+from omnigate.policies.budget import BudgetLine, BudgetPart, BudgetPolicy, Seeder, usd_header, usd_text
 from omnigate.policies.estimate import IMAGE_TOKENS, prompt_tokens, worst_case_usage
 from omnigate.policies.windows import day_window, minute_window, month_window
+from omnigate.settings import Settings
+from omnigate.state import MemoryState
+from omnigate.store.records import Principal
 from omnigate.testing import Reply, Usage
 from tests.chat.conftest import Fakes, create_tenant
 from tests.conftest import admin_headers
@@ -128,6 +132,22 @@ def test_budget_lines_are_values_whatever_they_keep_for_the_window() -> None:
     assert hash(line) == hash(BudgetLine("project", "proj_1", "daily", 5_000_000, window))
     assert line.limit_header == (b"x-budget-project-daily-limit-usd", b"5.000000")
     assert line.marker == line.key + ":seeded"
+
+
+def test_budget_lines_follow_the_principal_object_and_the_day() -> None:
+    policy = BudgetPolicy(MemoryState(), None, None, None, Settings())  # type: ignore[arg-type]
+    principal = Principal("key_1", "proj_1", "org_1", None, None, None, project_daily_budget_micros=5)
+    evening, midnight = utc("2099-03-31T23:59:59.9"), utc("2099-04-01T00:00:00")
+    lines = policy.lines(principal, evening)
+    assert [(line.scope, line.period, line.limit) for line in lines] == [("project", "daily", 5)]
+    assert policy.lines(principal, evening + 0.05) is lines  # made once per principal and day
+    assert policy.lines(principal, midnight)[0].window == day_window(midnight)  # a new day, new windows
+    raised = attrs.evolve(principal, project_daily_budget_micros=7, org_monthly_budget_micros=9)
+    assert [(line.scope, line.limit) for line in policy.lines(raised, midnight)] == [
+        ("org", 9),
+        ("project", 7),
+    ]
+    assert policy.lines(attrs.evolve(principal, project_daily_budget_micros=None), midnight) == ()
 
 
 def test_a_settlement_after_its_day_ended_adjusts_only_the_month() -> None:
