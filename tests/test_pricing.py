@@ -53,6 +53,41 @@ def by_hand(total_micro_usd: Decimal) -> int:
     return int(total_micro_usd.to_integral_value(rounding=ROUND_HALF_UP))
 
 
+def test_costs_equal_the_exact_decimal_sum_rounded_half_up_once() -> None:
+    """Integer arithmetic over the prices' common power of ten gives what the Decimal formula gives."""
+    rng = random.Random(11)
+    prices = [
+        D("0"),
+        D("0.15"),
+        D("2.5"),
+        D("10"),
+        D("0.075"),
+        D("1E+1"),
+        D("3.0000"),
+        D("0.0000001"),
+        D("7.123456789"),
+    ]
+    for _ in range(2_000):
+        cache_read, cache_write = rng.choice([None, *prices]), rng.choice([None, *prices])
+        price = ModelPrice(rng.choice(prices), rng.choice(prices), cache_read, cache_write)
+        usage = Usage(
+            input_tokens=rng.choice([0, 1, 3, 999, 200_001, 10**9]),
+            output_tokens=rng.choice([0, 1, 7, 4_096, -5]),
+            cache_read_tokens=rng.choice([0, 2, 150, -1]),
+            cache_write_tokens=rng.choice([0, 5, 77]),
+        )
+        read, write = max(usage.cache_read_tokens, 0), max(usage.cache_write_tokens, 0)
+        exact = (
+            max(usage.input_tokens - read - write, 0) * price.input
+            + read * (price.input if cache_read is None else cache_read)
+            + write * (price.input if cache_write is None else cache_write)
+            + max(usage.output_tokens, 0) * price.output
+        )
+        assert cost_micros(price, usage) == by_hand(exact), (price, usage)
+    assert cost_micros(ModelPrice(D("0.5"), D("0")), Usage(input_tokens=5)) == 3  # 2.5 rounds up
+    assert cost_micros(ModelPrice(D("0.5"), D("0")), Usage(input_tokens=3)) == 2  # 1.5 rounds up
+
+
 def test_openai_gpt4o_with_cached_tokens(book: PriceBook) -> None:
     price = book.price("openai", "gpt-4o")
     assert price == ModelPrice(D("2.5"), D("10"), D("1.25"), None)
