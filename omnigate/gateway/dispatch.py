@@ -143,14 +143,17 @@ class ChatEndpoint:
         )
 
     def _headers(self, call: Call, reply: Reply) -> list[tuple[bytes, bytes]]:
-        extra = {
-            "x-omnigate-provider": call.target.provider,
-            "x-omnigate-model": call.target.model,
-            "x-omnigate-fallback-used": "true" if reply.fallback_used else "false",
-        }
-        extra.update(call.state.get(RESPONSE_HEADERS, {}))
-        pairs: list[tuple[bytes, bytes]] = call.state.get(RESPONSE_HEADER_PAIRS, [])
-        return header_pairs(extra) + pairs
+        headers = [
+            (b"x-omnigate-provider", call.target.provider.encode("latin-1")),
+            (b"x-omnigate-model", call.target.model.encode("latin-1")),
+            (b"x-omnigate-fallback-used", b"true" if reply.fallback_used else b"false"),
+        ]
+        named: dict[str, str] | None = call.state.get(RESPONSE_HEADERS)
+        if named:  # a policy's header replaces one of these of the same name
+            replaced = {name.lower().encode("latin-1") for name in named}
+            headers = [pair for pair in headers if pair[0] not in replaced] + header_pairs(named)
+        headers += call.state.get(RESPONSE_HEADER_PAIRS, ())
+        return headers
 
     async def _respond(self, result: ChatResult, call: Call, ledger: Ledger, send: Send) -> None:
         reply = self._reply(call, ledger, result.id, result.model)

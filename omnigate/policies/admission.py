@@ -105,26 +105,21 @@ class Admission:
         self.clock = clock
         self.held = False
         self.headers: HeaderPairs = []
+        self.counters: list[Counter] = []  # every part's, in order; each part's slice of them:
+        self.slices: list[tuple[Part, slice]] = []
+        for part in self.parts:
+            start = len(self.counters)
+            self.counters += part.counters
+            self.slices.append((part, slice(start, len(self.counters))))
 
     async def admit(self, call: Call) -> None:
         """Reserve, or raise the refusal (429) or the outage (503) error; add the response headers."""
-        if not any(part.counters for part in self.parts):
+        if not self.counters:
             return
         call.on_finish(self._settle)
         await self._reserve()
         if self.headers:
             call.state.setdefault(RESPONSE_HEADER_PAIRS, []).extend(self.headers)
-
-    def _counters(self) -> list[Counter]:
-        return [counter for part in self.parts for counter in part.counters]
-
-    def _slices(self) -> list[tuple[Part, slice]]:
-        slices, start = [], 0
-        for part in self.parts:
-            end = start + len(part.counters)
-            slices.append((part, slice(start, end)))
-            start = end
-        return slices
 
     async def _reserve(self) -> None:
         try:
@@ -133,8 +128,7 @@ class Admission:
         except StateUnavailableError as error:
             self._unavailable(error)
             return
-        counters = self._counters()
-        slices = self._slices()
+        counters, slices = self.counters, self.slices
         for attempt in (1, 2):
             try:
                 reservation = await self.state.reserve(counters)
@@ -174,7 +168,7 @@ class Admission:
         return lost
 
     def _refusal(self, refused: int | None, values: Sequence[int], now: float) -> OmnigateError:
-        for part, where in self._slices():
+        for part, where in self.slices:
             if refused is not None and where.start <= refused < where.stop:
                 return part.refusal(refused - where.start, values[where], now)
         raise RuntimeError(f"the shared state refused counter {refused!r}, which no part owns")

@@ -192,7 +192,8 @@ class BudgetPart:
     lines: tuple[BudgetLine, ...]
     amount: int
     seeder: Seeder
-    ttl_s: tuple[float, ...]
+    now: float
+    """When the part was made: ``lines`` are the windows holding it."""
     strict: bool = True
     _stale: list[BudgetLine] = attrs.Factory(list)
     counters: Sequence[Counter] = attrs.field(init=False)
@@ -200,8 +201,8 @@ class BudgetPart:
     def __attrs_post_init__(self) -> None:
         # A counter whose marker is gone was lost (flush, failover) and holds only what came after.
         self.counters = [
-            Counter(line.key, self.amount, line.limit, ttl, line.marker)
-            for line, ttl in zip(self.lines, self.ttl_s, strict=True)
+            Counter(line.key, self.amount, line.limit, line.expires_at - self.now, line.marker)
+            for line in self.lines
         ]
 
     async def prepare(self) -> None:
@@ -325,9 +326,7 @@ class BudgetPolicy:
         lines = self.lines(call.principal, now)
         if not lines:
             return None
-        amount = self.worst_case(call, lines[0])
-        ttls = tuple(line.expires_at - now for line in lines)  # lines are the windows holding now
-        return BudgetPart(lines, amount, self.seeder, ttls)
+        return BudgetPart(lines, self.worst_case(call, lines[0]), self.seeder, now)
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         parts: list[Part] = call.state.pop(PENDING_PARTS, [])

@@ -56,10 +56,9 @@ class RateLimitPart:
     project_id: str
     window: Window
     lines: tuple[_Line, ...]
+    counters: Sequence[Counter]
+    """The lines' counters, in order."""
     strict: bool = False
-    counters: Sequence[Counter] = attrs.field(
-        init=False, default=attrs.Factory(lambda self: [line.counter for line in self.lines], takes_self=True)
-    )
 
     async def prepare(self) -> None:
         return None
@@ -138,13 +137,15 @@ class RateLimitPolicy:
         window = minute_window(now)
         ttl = window.end + WINDOW_SLACK_S - now  # the minute holding now
         key = f"rl:{principal.project_id}:{{}}:{window.label}"
-        lines = []
+        lines, counters = [], []
         if rpm is not None:
-            lines.append(_Line(REQUESTS, rpm, 1, Counter(key.format(REQUESTS), 1, rpm, ttl)))
+            counters.append(Counter(key.format(REQUESTS), 1, rpm, ttl))
+            lines.append(_Line(REQUESTS, rpm, 1, counters[-1]))
         if tpm is not None:
             tokens = call_worst_case_usage(call, self.settings.budget_default_max_tokens).total_tokens
-            lines.append(_Line(TOKENS, tpm, tokens, Counter(key.format(TOKENS), tokens, tpm, ttl)))
-        return RateLimitPart(principal.project_id, window, tuple(lines))
+            counters.append(Counter(key.format(TOKENS), tokens, tpm, ttl))
+            lines.append(_Line(TOKENS, tpm, tokens, counters[-1]))
+        return RateLimitPart(principal.project_id, window, tuple(lines), counters)
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         part = self.part(call)

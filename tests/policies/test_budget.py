@@ -156,7 +156,7 @@ def test_a_settlement_after_its_day_ended_adjusts_only_the_month() -> None:
         BudgetLine("project", "proj_1", period, 10_000_000, window(admitted))
         for period, window in (("daily", day_window), ("monthly", month_window))
     )
-    part = BudgetPart(lines, 700, Seeder(None, None, time.time), ttl_s=(1.0, 1.0))  # type: ignore[arg-type]
+    part = BudgetPart(lines, 700, Seeder(None, None, time.time), admitted)  # type: ignore[arg-type]
     outcome = CallOutcome("ok", 200, ChatUsage(), cost_micros=200)
     assert [(c.key, c.amount, c.ttl_s) for c in part.settlement(outcome, admitted)] == [
         (lines[0].key, -500, pytest.approx(60.5)),
