@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import attrs
@@ -87,23 +87,30 @@ class SharedState(Protocol):
     async def ping(self) -> None: ...
 
 
+def ttls_to_ms(ttls_s: Iterable[float | None]) -> list[int | None]:
+    """Convert TTLs in seconds to whole milliseconds (at least 1); reject zero and negative TTLs."""
+    ttls_ms: list[int | None] = []
+    for ttl_s in ttls_s:
+        if ttl_s is None:
+            ttls_ms.append(None)
+        elif ttl_s > 0:
+            ttls_ms.append(round(ttl_s * 1000) or 1)  # a positive TTL rounding to 0 ms keeps 1
+        else:
+            raise ValueError(f"ttl_s must be positive or None, got {ttl_s!r}")
+    return ttls_ms
+
+
 def ttl_to_ms(ttl_s: float | None) -> int | None:
-    """Convert a TTL in seconds to whole milliseconds (at least 1); reject zero and negative TTLs."""
-    if ttl_s is None:
-        return None
-    if not ttl_s > 0:
-        raise ValueError(f"ttl_s must be positive or None, got {ttl_s!r}")
-    return round(ttl_s * 1000) or 1  # a positive TTL rounding to 0 ms keeps 1
+    """One TTL in seconds as whole milliseconds (see :func:`ttls_to_ms`)."""
+    return ttls_to_ms((ttl_s,))[0]
 
 
 def check_counters(items: Sequence[Counter]) -> list[int | None]:
     """Validate counters before touching the backend, so a bad item never causes a partial update;
-    their TTLs in milliseconds."""
-    ttls_ms: list[int | None] = []
+    their TTLs in milliseconds (converted in one call: a request converts about ten)."""
     for item in items:
         if type(item.amount) is not int:  # bool is an int subclass, and not an amount
             raise TypeError(f"Counter.amount must be an int, got {item.amount!r}")
         if item.limit is not None and type(item.limit) is not int:
             raise TypeError(f"Counter.limit must be an int or None, got {item.limit!r}")
-        ttls_ms.append(None if item.ttl_s is None else ttl_to_ms(item.ttl_s))
-    return ttls_ms
+    return ttls_to_ms([item.ttl_s for item in items])
