@@ -49,6 +49,10 @@ SMUGGLING_FIELDS = frozenset(
 )
 MAX_FALLBACK_MODELS = 5
 MAX_MODEL_NAME = 256
+# Visible ASCII: a model's name goes out in response headers (x-omnigate-model), where anything else
+# cannot be encoded or would end the header. Every provider's model and deployment names fit.
+MODEL_NAME = re.compile(rf"[\x21-\x7e]{{1,{MAX_MODEL_NAME}}}")
+MODEL_NAME_RULE = f"1-{MAX_MODEL_NAME} visible ASCII characters (no spaces)"
 MAX_STOP_SEQUENCES = 4
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+);base64,(.*)$", re.DOTALL)
@@ -97,10 +101,8 @@ def _fail(param: str, message: str) -> InvalidRequestError:
 
 
 def check_request(request: ChatRequest) -> None:
-    if not request.model.strip():
-        raise _fail("model", "must not be empty")
-    if len(request.model) > MAX_MODEL_NAME:
-        raise _fail("model", f"at most {MAX_MODEL_NAME} characters")
+    if not MODEL_NAME.fullmatch(request.model):
+        raise _fail("model", f"must be {MODEL_NAME_RULE}")
     if not request.messages:
         raise _fail("messages", "must contain at least one message")
     _check_ranges(request)
@@ -109,8 +111,8 @@ def check_request(request: ChatRequest) -> None:
     if request.fallback_models is not None:
         if len(request.fallback_models) > MAX_FALLBACK_MODELS:
             raise _fail("fallback_models", f"at most {MAX_FALLBACK_MODELS} models")
-        if any(not model.strip() or len(model) > MAX_MODEL_NAME for model in request.fallback_models):
-            raise _fail("fallback_models", f"model names must be 1-{MAX_MODEL_NAME} characters")
+        if not all(MODEL_NAME.fullmatch(model) for model in request.fallback_models):
+            raise _fail("fallback_models", f"model names must be {MODEL_NAME_RULE}")
     if request.stream_options is not None and not request.stream:
         raise _fail("stream_options", "only allowed when stream is true")
     if request.response_format is not None:

@@ -15,6 +15,9 @@ BAD_BODIES: list[tuple[dict[str, Any], str | None]] = [
     ({"model": "gpt-4o-mini", "messages": []}, "messages"),
     ({"model": "gpt-4o-mini", "messages": "hi"}, "messages"),
     ({"model": 4, "messages": GOOD}, "model"),
+    ({"model": "openai/\u6a21\u578b", "messages": GOOD}, "model"),  # it would go out in a response header
+    ({"model": "gpt-4o-mini\r\nx-injected: 1", "messages": GOOD}, "model"),
+    ({"model": "gpt-4o-mini", "messages": GOOD, "fallback_models": ["gpt 4o"]}, "fallback_models"),
     ({"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
     ({"model": "gpt-4o-mini", "messages": [{"role": "user"}]}, "messages[0].content"),
     (
