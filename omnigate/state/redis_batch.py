@@ -176,17 +176,10 @@ def encode(batch: Sequence[Operation]) -> tuple[list[str], str]:
     for op in batch:
         tokens.append(f"{'r' if op.check else 'a'},{len(op.items)}")
         for key, item, ttl_ms in zip(op.keys, op.items, op.ttls_ms, strict=True):
-            at = index.get(key)
-            if at is None:
-                at = index[key] = len(index) + 1
+            at = index.setdefault(key, len(index) + 1)  # KEYS are 1-based
             limit = "_" if item.limit is None else item.limit
             ttl = "_" if ttl_ms is None else ttl_ms
-            guard: str | int = "_"
-            if item.guard is not None:
-                guard_key = op.prefix + item.guard
-                guard = index.get(guard_key, 0)
-                if not guard:
-                    guard = index[guard_key] = len(index) + 1
+            guard = "_" if item.guard is None else index.setdefault(op.prefix + item.guard, len(index) + 1)
             tokens.append(f"{at},{item.amount},{limit},{ttl},{guard}")
     return list(index), ",".join(tokens)
 
