@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from omnigate.admin.common import check_name, iso_time, json_response, list_response, read_payload, runtime_of
+from omnigate.chat.validate import MODEL_NAME, MODEL_NAME_RULE
 from omnigate.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from omnigate.runtime import Runtime
 from omnigate.state.base import StateUnavailableError
@@ -24,7 +25,6 @@ logger = logging.getLogger("omnigate.api.keys")
 
 KEYS_REVOKED_CHANNEL = "keys.revoked"
 MAX_ALLOWED_MODELS = 100
-MAX_MODEL_NAME = 200
 _KEY_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -50,16 +50,16 @@ def render_key(key: ApiKey) -> dict[str, Any]:
 
 
 def check_allowed_models(models: Sequence[str] | None) -> list[str] | None:
-    """Trimmed, de-duplicated model names; None means every model. An empty list is refused."""
+    """Trimmed, de-duplicated model names; None means every model. An empty list is refused, and so is a
+    name no chat request could use (the chat surfaces' rule for ``model``)."""
     if models is None:
         return None
     cleaned: list[str] = []
     for model in models:
         name = model.strip()
-        if not name or len(name) > MAX_MODEL_NAME:
+        if not MODEL_NAME.fullmatch(name):
             raise InvalidRequestError(
-                f"allowed_models: model names must be 1 to {MAX_MODEL_NAME} characters",
-                param="allowed_models",
+                f"allowed_models: model names must be {MODEL_NAME_RULE}", param="allowed_models"
             )
         if name not in cleaned:
             cleaned.append(name)

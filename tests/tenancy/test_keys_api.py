@@ -72,6 +72,10 @@ async def test_create_list_and_revoke(client: httpx.AsyncClient) -> None:
         ({"name": "x", "allowed_models": "gpt-4o"}, "allowed_models"),
         ({"name": "x", "allowed_models": []}, "allowed_models"),
         ({"name": "x", "allowed_models": [" "]}, "allowed_models"),
+        # Names no chat request could use (the chat rule: 1-256 visible ASCII characters).
+        ({"name": "x", "allowed_models": ["gpt 4o"]}, "allowed_models"),
+        ({"name": "x", "allowed_models": ["openai/模型"]}, "allowed_models"),
+        ({"name": "x", "allowed_models": ["m" * 257]}, "allowed_models"),
         # Fields beyond a project key's rights are refused, not ignored (AT-3).
         ({"name": "x", "project_id": "proj_other"}, None),
         ({"name": "x", "org_id": "org_other"}, None),
@@ -92,6 +96,12 @@ async def test_bad_key_payloads_are_400(
     if param is not None:
         assert error["param"] == param
     assert len((await client.get("/v1/keys/api", headers=tenant.headers)).json()["data"]) == 1
+
+
+async def test_allowed_models_take_every_name_a_chat_request_can_use(client: httpx.AsyncClient) -> None:
+    tenant = await create_tenant(client)
+    names = ["m" * 256, "azure/my-deployment.v2", "!~"]
+    assert (await new_key(client, tenant.key, allowed_models=names))["allowed_models"] == names
 
 
 async def test_minted_keys_cannot_reach_admin_routes(client: httpx.AsyncClient) -> None:
