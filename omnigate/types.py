@@ -11,11 +11,13 @@ JSON: TypeAlias = Any
 
 SCOPE_PRINCIPAL = "omnigate.principal"
 SCOPE_REQUEST_ID = "omnigate.request_id"
+SCOPE_CLIENT_REQUEST_ID = "omnigate.client_request_id"  # set only when the request id is the client's
 SCOPE_IS_ADMIN = "omnigate.admin"
 SCOPE_OUTCOME = "omnigate.outcome"
 
 __all__ = [
     "JSON",
+    "SCOPE_CLIENT_REQUEST_ID",
     "SCOPE_IS_ADMIN",
     "SCOPE_OUTCOME",
     "SCOPE_PRINCIPAL",

@@ -111,10 +111,17 @@ def test_version_and_plugins(tmp_path: Path) -> None:
 def test_db_commands_round_trip(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     applied = cli_json(tmp_path, "db", "upgrade", env=env)["applied"]
-    assert applied == ["0001_initial", "0002_usage", "0003_multikey_monthly_meta", "0004_usage_rollups"]
+    assert applied == [
+        "0001_initial",
+        "0002_usage",
+        "0003_multikey_monthly_meta",
+        "0004_usage_rollups",
+        "0005_usage_client_request_id",
+    ]
     assert all(row["applied"] for row in cli_json(tmp_path, "db", "status", env=env))
-    assert cli_json(tmp_path, "db", "downgrade", env=env)["rolled_back"] == ["0004_usage_rollups"]
+    assert cli_json(tmp_path, "db", "downgrade", env=env)["rolled_back"] == ["0005_usage_client_request_id"]
     assert cli_json(tmp_path, "db", "downgrade", "--to", "0001_initial", env=env)["rolled_back"] == [
+        "0004_usage_rollups",
         "0003_multikey_monthly_meta",
         "0002_usage",
     ]
@@ -122,6 +129,7 @@ def test_db_commands_round_trip(tmp_path: Path) -> None:
         "0002_usage",
         "0003_multikey_monthly_meta",
         "0004_usage_rollups",
+        "0005_usage_client_request_id",
     ]
     assert cli_json(tmp_path, "db", "upgrade", env=env)["applied"] == []
 

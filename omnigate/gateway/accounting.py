@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Iterator
 
 from omnigate.chat.models import Target, Usage
+from omnigate.middleware.request_id import mint_request_id
 from omnigate.plugin.interfaces import Call, CallOutcome, Finalizer
 from omnigate.pricing import PriceBook, cost_micros
 from omnigate.usage.records import STATUS_CACHE_HIT, STATUS_OK, UsageRecord
@@ -24,12 +25,22 @@ class Ledger:
     """
 
     def __init__(
-        self, prices: PriceBook, writer: UsageWriter, principal: object, request_id: str, started: float
+        self,
+        prices: PriceBook,
+        writer: UsageWriter,
+        principal: object,
+        request_id: str,
+        started: float,
+        client_request_id: str | None = None,
     ) -> None:
         self._prices = prices
         self._writer = writer
         self._principal = principal
         self.request_id = request_id
+        # A client's own request id is echoed and recorded, but never the record's key: ids that clients
+        # repeat (retries, fixed values, another tenant's) would make one record silently replace another.
+        self._record_id = request_id if client_request_id is None else mint_request_id()
+        self._client_request_id = client_request_id
         self._started = started
         self.target: Target | None = None
         self.requested_model = ""
@@ -84,7 +95,8 @@ class Ledger:
         principal = self._principal
         cost = self.cost(usage)
         self.record = UsageRecord(
-            request_id=self.request_id,
+            request_id=self._record_id,
+            client_request_id=self._client_request_id,
             org_id=getattr(principal, "org_id", ""),
             project_id=getattr(principal, "project_id", ""),
             key_id=getattr(principal, "key_id", None),

@@ -19,7 +19,16 @@ from omnigate.http import JSON_CONTENT_TYPE, header_pairs, send_error
 from omnigate.plugin.interfaces import RESPONSE_HEADER_PAIRS, RESPONSE_HEADERS, Call
 from omnigate.runtime import Runtime
 from omnigate.surfaces.base import Reply, Surface, cost_usd
-from omnigate.types import SCOPE_OUTCOME, SCOPE_PRINCIPAL, SCOPE_REQUEST_ID, Message, Receive, Scope, Send
+from omnigate.types import (
+    SCOPE_CLIENT_REQUEST_ID,
+    SCOPE_OUTCOME,
+    SCOPE_PRINCIPAL,
+    SCOPE_REQUEST_ID,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 from omnigate.usage.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, STATUS_TRUNCATED
 
 logger = logging.getLogger("omnigate.dispatch")
@@ -78,6 +87,7 @@ class ChatEndpoint:
             scope[SCOPE_PRINCIPAL],
             scope[SCOPE_REQUEST_ID],
             time.perf_counter(),
+            scope.get(SCOPE_CLIENT_REQUEST_ID),
         )
         scope[SCOPE_OUTCOME] = ledger
         watch = DisconnectWatch(receive)

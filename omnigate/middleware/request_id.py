@@ -8,7 +8,7 @@ import re
 
 from omnigate.http import get_header
 from omnigate.logs import request_id_var
-from omnigate.types import SCOPE_REQUEST_ID, ASGIApp, Message, Receive, Scope, Send
+from omnigate.types import SCOPE_CLIENT_REQUEST_ID, SCOPE_REQUEST_ID, ASGIApp, Message, Receive, Scope, Send
 
 _SANE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -32,7 +32,10 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = get_header(scope["headers"], b"x-request-id")
-        request_id = incoming.decode("ascii") if incoming and _SANE.match(incoming) else mint_request_id()
+        if incoming and _SANE.match(incoming):
+            request_id = scope[SCOPE_CLIENT_REQUEST_ID] = incoming.decode("ascii")
+        else:
+            request_id = mint_request_id()
         scope[SCOPE_REQUEST_ID] = request_id
         header = (b"x-request-id", request_id.encode("ascii"))
         token = request_id_var.set(request_id)

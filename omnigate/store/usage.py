@@ -19,11 +19,13 @@ _INSERT = """
 INSERT INTO usage_records (
     request_id, org_id, project_id, key_id, provider, model, status, http_status,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-    cost_micros, latency_ms, stream, cached, fallback_used, attempts, error_code, created_at
+    cost_micros, latency_ms, stream, cached, fallback_used, attempts, error_code, created_at,
+    client_request_id
 ) VALUES (
     :request_id, :org_id, :project_id, :key_id, :provider, :model, :status, :http_status,
     :input_tokens, :output_tokens, :cache_read_tokens, :cache_write_tokens, :reasoning_tokens,
-    :cost_micros, :latency_ms, :stream, :cached, :fallback_used, :attempts, :error_code, :created_at
+    :cost_micros, :latency_ms, :stream, :cached, :fallback_used, :attempts, :error_code, :created_at,
+    :client_request_id
 )
 ON CONFLICT (request_id) DO NOTHING
 """
@@ -35,7 +37,7 @@ _COLUMN_TYPES = (
     ("input_tokens", "bigint"), ("output_tokens", "bigint"), ("cache_read_tokens", "bigint"),
     ("cache_write_tokens", "bigint"), ("reasoning_tokens", "bigint"), ("cost_micros", "bigint"),
     ("latency_ms", "integer"), ("stream", "integer"), ("cached", "integer"), ("fallback_used", "integer"),
-    ("attempts", "integer"), ("error_code", "text"), ("created_at", "bigint"),
+    ("attempts", "integer"), ("error_code", "text"), ("created_at", "bigint"), ("client_request_id", "text"),
 )  # fmt: skip
 _FIELDS = tuple(name for name, _ in _COLUMN_TYPES)
 
@@ -101,6 +103,7 @@ def _values(record: UsageRecord) -> tuple[Any, ...]:
         int(record.attempts),
         record.error_code,
         int(record.created_at),
+        record.client_request_id,
     )
 
 
@@ -127,6 +130,7 @@ def _record(row: Mapping[str, Any]) -> UsageRecord:
         attempts=row["attempts"],
         error_code=row["error_code"],
         created_at=row["created_at"],
+        client_request_id=row["client_request_id"],
     )
 
 

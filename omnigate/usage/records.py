@@ -19,7 +19,8 @@ STATUSES = frozenset({STATUS_OK, STATUS_ERROR, STATUS_CANCELLED, STATUS_CACHE_HI
 class UsageRecord:
     """Exactly the table's columns. ``cost_micros`` None means the price was unknown (never $0 for that)."""
 
-    request_id: str
+    request_id: str  # minted by the gateway: unique per request
+    client_request_id: str | None = None  # the client's own x-request-id, when it sent one
     org_id: str
     project_id: str
     key_id: str | None = None

@@ -141,17 +141,25 @@ async def test_concurrent_writers_for_the_same_hours_neither_deadlock_nor_lose_c
     assert await rollup_rows(db) == await rebuilt_rows(db)
 
 
+async def insert_0003_era(db: Database, rows: list[UsageRecord]) -> None:
+    """Rows as the 0003 schema holds them (before 0005's client_request_id)."""
+    fields = [f.name for f in attrs.fields(UsageRecord) if f.name != "client_request_id"]
+    sql = f"INSERT INTO usage_records ({', '.join(fields)}) VALUES ({', '.join(':' + f for f in fields)})"  # noqa: S608
+    await db.execute_many(sql, [{f: getattr(row, f) for f in fields} for row in rows])
+
+
 @pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)
 async def test_the_migration_backfills_existing_rows_and_rolls_back(fresh_url: str) -> None:
     migrate.upgrade(fresh_url)
-    assert migrate.downgrade(fresh_url) == ["0004_usage_rollups"]
+    later = ["0005_usage_client_request_id", "0004_usage_rollups"]
+    assert migrate.downgrade(fresh_url, to="0003_multikey_monthly_meta") == later
     rows = records(500, seed=6)
     db = Database(fresh_url)
     await db.connect()
     try:
-        await insert_usage(db, rows)  # no rollups yet
+        await insert_0003_era(db, rows)  # no rollups yet
         await db.disconnect()
-        assert migrate.upgrade(fresh_url) == ["0004_usage_rollups"]
+        assert migrate.upgrade(fresh_url) == later[::-1]
         await db.connect()
         assert await db.fetch_val("SELECT COUNT(*) FROM usage_rollups_pending") == 0
         assert await project_hours(db) == expected_project_hours(rows)
@@ -166,7 +174,7 @@ async def test_the_migration_backfills_existing_rows_and_rolls_back(fresh_url: s
         await insert_usage(db, rows)  # the same rows through the insert trigger
         assert await rollup_rows(db) == backfilled
         await db.disconnect()
-        assert migrate.downgrade(fresh_url) == ["0004_usage_rollups"]
+        assert migrate.downgrade(fresh_url, to="0003_multikey_monthly_meta") == later
         await db.connect()
         assert await db.fetch_val("SELECT to_regclass('usage_rollups') IS NULL") is True
         assert await db.fetch_val("SELECT COUNT(*) FROM pg_proc WHERE proname LIKE 'usage_%'") == 0

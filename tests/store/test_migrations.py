@@ -17,7 +17,13 @@ from omnigate.store.tenants import get_org, get_project
 
 BACKENDS = ["sqlite", "postgresql"]
 
-ALL = ["0001_initial", "0002_usage", "0003_multikey_monthly_meta", "0004_usage_rollups"]
+ALL = [
+    "0001_initial",
+    "0002_usage",
+    "0003_multikey_monthly_meta",
+    "0004_usage_rollups",
+    "0005_usage_client_request_id",
+]
 # Python migrations (dialect-specific steps) roll back inside the same file.
 PYTHON = ["0004_usage_rollups"]
 both = pytest.mark.parametrize("fresh_url", BACKENDS, indirect=True)
@@ -88,6 +94,7 @@ def test_round_trip(fresh_url: str) -> None:
     assert migrate.upgrade(fresh_url) == ALL
     assert migrate.upgrade(fresh_url) == []
     assert migrate.status(fresh_url) == [(m, True) for m in ALL]
+    assert migrate.downgrade(fresh_url) == ["0005_usage_client_request_id"]
     assert migrate.downgrade(fresh_url) == ["0004_usage_rollups"]
     assert migrate.downgrade(fresh_url, to="0002_usage") == ["0003_multikey_monthly_meta"]
     assert migrate.downgrade(fresh_url, to="0001_initial") == ["0002_usage"]
@@ -96,11 +103,12 @@ def test_round_trip(fresh_url: str) -> None:
         ("0002_usage", False),
         (ALL[2], False),
         (ALL[3], False),
+        (ALL[4], False),
     ]
     assert migrate.upgrade(fresh_url) == ALL[1:]
     with pytest.raises(ValueError, match="not applied"):
         migrate.downgrade(fresh_url, to="9999_nope")
-    assert migrate.downgrade(fresh_url, to="0002_usage") == [ALL[3], ALL[2]]
+    assert migrate.downgrade(fresh_url, to="0002_usage") == [ALL[4], ALL[3], ALL[2]]
     assert migrate.downgrade(fresh_url, to=migrate.BASE) == ["0002_usage", "0001_initial"]
     assert migrate.downgrade(fresh_url) == []
     assert migrate.upgrade(fresh_url) == ALL
@@ -144,7 +152,7 @@ async def test_0002_data_still_authenticates_after_0003(fresh_url: str) -> None:
     finally:
         await db.disconnect()
 
-    assert migrate.downgrade(fresh_url, to="0002_usage") == [ALL[3], ALL[2]]
+    assert migrate.downgrade(fresh_url, to="0002_usage") == ALL[:1:-1]
     await db.connect()
     try:
         row = await db.fetch_one(PROJECT_KEY_0002)
