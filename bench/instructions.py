@@ -4,6 +4,7 @@ CPU seconds, the count does not move with the machine's load, so a change of a f
 python -m bench.instructions                              # JSON at 50 connections, the floor and prod
 python -m bench.instructions --stream --configs omnigate-prod --requests 500
 python -m bench.instructions --stream --configs omnigate-prod --model claude-sonnet-4-5  # translated
+python -m bench.instructions --stream --chunks 200        # a long answer: 200 content events per stream
 
 Each configuration's server runs twice under valgrind (every process of it counted): once for the
 warm-up alone, once for the warm-up plus ``--requests``; the difference divided by ``--requests`` is
@@ -99,6 +100,7 @@ def main() -> None:
         default="gpt-4o-mini",
         help="claude-sonnet-4-5 makes omnigate translate the fake's Anthropic answer (floors relay OpenAI's)",
     )
+    parser.add_argument("--chunks", type=int, default=20, help="content events per streamed answer")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed")
@@ -111,7 +113,8 @@ def main() -> None:
     upstream_port = free_port()
     rows = []
     with started(
-        [python(), "-m", "bench.upstream", "--port", str(upstream_port)], log=tmp / "upstream.log"
+        [python(), "-m", "bench.upstream", "--port", str(upstream_port), "--chunks", str(args.chunks)],
+        log=tmp / "upstream.log",
     ) as upstream_proc:
         wait_port(upstream_port, upstream_proc)
         upstream = f"http://127.0.0.1:{upstream_port}"
@@ -124,10 +127,11 @@ def main() -> None:
             rows.append((config, (total - base) / args.requests))
     floor = dict(rows).get("starlette-hypercorn")
     mode = ("stream" if args.stream else "json") + ("" if args.model == "gpt-4o-mini" else f" {args.model}")
-    print(f"{'config':26} {'mode':6} {'instructions/req':>17} {'floor/this':>10}")
+    mode += "" if args.chunks == 20 else f" {args.chunks}"
+    print(f"{'config':29} {'mode':6} {'instructions/req':>17} {'floor/this':>10}")
     for config, per_request in rows:
         ratio = f"{floor / per_request:.3f}" if floor else "-"
-        print(f"{config:26} {mode:6} {per_request:17,.0f} {ratio:>10}")
+        print(f"{config:29} {mode:6} {per_request:17,.0f} {ratio:>10}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,11 @@ CONFIGS = (
     "direct",
     "aiohttp-proxy",
     "starlette-hypercorn",
+    # The same floor answering with the contract's rate-limit, budget and x-omnigate headers (fixed values):
+    # what carrying them costs the server, apart from computing them.
+    "starlette-hypercorn-contract",
     "starlette-uvicorn",  # the same floor under uvicorn (uvloop + httptools): the ceiling for --server uvicorn
+    "starlette-uvicorn-contract",
     "omnigate-embedded",
     "omnigate-prod",
     "omnigate-prod-workers2",
@@ -162,7 +166,7 @@ def loadgen(
 
 def floor_server(config: str, port: int) -> list[str]:
     """The minimal Starlette proxy under hypercorn or uvicorn, each with uvloop and no access log."""
-    if config == "starlette-uvicorn":
+    if config.startswith("starlette-uvicorn"):
         server = [
             "uvicorn",
             "--loop",
@@ -175,7 +179,8 @@ def floor_server(config: str, port: int) -> list[str]:
         ]
     else:
         server = ["hypercorn", "--worker-class", "uvloop", "--bind", f"127.0.0.1:{port}"]
-    return [python(), "-m", *server, "bench.floors:app"]
+    app = "bench.floors:contract_app" if config.endswith("-contract") else "bench.floors:app"
+    return [python(), "-m", *server, app]
 
 
 @contextlib.contextmanager
