@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,6 +23,8 @@ MAX_ERROR_MESSAGE = 500
 # A whole answer (or error) larger than this is a broken upstream, not memory to hold.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
+# Longer than any retry cap or deadline, so still "too long"; keeps the header clients get short.
+MAX_RETRY_AFTER_S = 24 * 3600.0
 
 
 def new_session(
@@ -49,25 +52,37 @@ def new_session(
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms``, or ``retry-after`` as seconds or an HTTP date."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            value = float(raw_ms) / 1000.0
-            if value >= 0:
-                return value
-        except ValueError:
-            pass
+    ms = _number(headers.get("retry-after-ms"))
+    delay = _delay(ms / 1000.0) if ms is not None else None
+    if delay is not None:
+        return delay
     raw = headers.get("retry-after")
     if not raw:
         return None
+    seconds = _number(raw)
+    return _delay(seconds) if seconds is not None else _date_delay(raw, now)
+
+
+def _number(raw: str | None) -> float | None:
     try:
-        seconds = float(raw)
+        return float(raw) if raw else None
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if _looks_like_date(raw) else None
-        if parsed is None:
-            return None
-        seconds = parsed.timestamp() - (time.time() if now is None else now)
-    return max(seconds, 0.0) if seconds == seconds else None
+        return None
+
+
+def _delay(seconds: float) -> float | None:
+    """A wait the upstream asked for, bounded; None unless finite and non-negative (``inf``, ``nan``)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)
+
+
+def _date_delay(raw: str, now: float | None) -> float | None:
+    parsed = email.utils.parsedate_to_datetime(raw) if _looks_like_date(raw) else None
+    if parsed is None:
+        return None
+    # A date already past means now.
+    return _delay(max(parsed.timestamp() - (time.time() if now is None else now), 0.0))
 
 
 def _looks_like_date(raw: str) -> bool:
@@ -193,10 +208,8 @@ def retry_delay_from_body(body: bytes) -> float | None:
     for detail in details if isinstance(details, list) else ():
         delay = detail.get("retryDelay") if isinstance(detail, dict) else None
         if isinstance(delay, str) and delay.endswith("s"):
-            try:
-                return max(float(delay[:-1]), 0.0)
-            except ValueError:
-                return None
+            seconds = _number(delay[:-1])
+            return _delay(seconds) if seconds is not None else None
     return None
 
 

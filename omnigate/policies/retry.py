@@ -86,8 +86,9 @@ class RetryPolicy:
         """Seconds to wait before the next attempt, or None when the error must go up now."""
         if not error.retryable:
             return None
-        if error.retry_after_s is not None:
-            delay = error.retry_after_s
+        requested = _requested_wait(error)
+        if requested is not None:
+            delay = requested
             if delay > self.max_delay_s:
                 _expose_retry_after(error)
                 return None
@@ -103,10 +104,17 @@ class RetryPolicy:
         return delay
 
 
+def _requested_wait(error: UpstreamError) -> float | None:
+    """The upstream's wait; one that is not finite and non-negative (a provider's own parsing) is none."""
+    wait = error.retry_after_s
+    return wait if wait is not None and math.isfinite(wait) and wait >= 0 else None
+
+
 def _expose_retry_after(error: UpstreamError) -> None:
     """The client gets the upstream's wait when we give up (429s carry it already)."""
-    if error.retry_after_s is not None and "retry-after" not in error.headers:
-        error.headers["retry-after"] = str(max(1, math.ceil(error.retry_after_s)))
+    wait = _requested_wait(error)
+    if wait is not None and "retry-after" not in error.headers:
+        error.headers["retry-after"] = str(max(1, math.ceil(wait)))
 
 
 class _PrimedChunks:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
+import orjson
 import pytest
 
 from omnigate.chat.models import Target
 from omnigate.chat.validate import parse_chat_request
 from omnigate.errors import UpstreamError
+from omnigate.gateway.upstream import parse_retry_after, retry_delay_from_body, status_error
 from omnigate.plugin.interfaces import Call
 from omnigate.policies.retry import RetryPolicy
 from omnigate.testing import Reply
@@ -69,6 +72,58 @@ def test_retry_decisions_follow_retryability_retry_after_attempts_and_deadline()
     assert policy_.delay_before_retry(retryable(retry_after_s=5.0), 1, make_call(deadline_in_s=4.0)) is None
 
 
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "3"}, 3.0),
+        ({"retry-after-ms": "1500", "retry-after": "3"}, 1.5),
+        ({"retry-after": "Thu, 01 Jan 1970 00:20:00 GMT"}, 200.0),
+        ({"retry-after": "Thu, 01 Jan 1970 00:00:10 GMT"}, 0.0),  # a date already past: now
+        ({"retry-after": "Sat, 01 Jan 2000 00:00:00 GMT"}, 86_400.0),  # far off: bounded, still too long
+        # Not a finite, non-negative number: as if the header were not sent.
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "1e999"}, None),
+        ({"retry-after": "Infinity"}, None),
+        ({"retry-after": "-inf"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "-5"}, None),
+        ({"retry-after-ms": "nan"}, None),
+        ({"retry-after-ms": "inf"}, None),
+        ({"retry-after-ms": "1e999", "retry-after": "2"}, 2.0),
+        ({"retry-after-ms": "-1", "retry-after": "nan"}, None),
+    ],
+)
+def test_parse_retry_after_ignores_values_that_are_not_finite_non_negative_numbers(
+    headers: dict[str, str], expected: float | None
+) -> None:
+    assert parse_retry_after(headers, now=1000.0) == expected
+
+
+def test_a_huge_finite_retry_after_is_bounded_and_renders_a_sane_header() -> None:
+    for headers in ({"retry-after": "1e300"}, {"retry-after-ms": "1e308"}):
+        delay = parse_retry_after(headers)
+        assert delay is not None and 8.0 < delay <= 86_400.0
+        error = status_error("openai", 429, headers, "slow down")
+        assert error.headers["retry-after"] == str(round(delay)) and len(error.headers["retry-after"]) <= 5
+
+
+@pytest.mark.parametrize("delay", ["infs", "nans", "-3s", "1e999s"])
+def test_a_non_finite_retry_delay_in_a_gemini_body_is_ignored(delay: str) -> None:
+    body = {
+        "error": {"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]}
+    }
+    assert retry_delay_from_body(orjson.dumps(body)) is None
+
+
+@pytest.mark.parametrize("wait", [math.inf, -math.inf, math.nan, -1.0])
+def test_the_policy_treats_a_non_finite_or_negative_wait_as_absent(wait: float) -> None:
+    # A provider plugin may set retry_after_s itself: such a value means "no wait given", so backoff.
+    error = retryable(retry_after_s=wait)
+    assert unit_policy(random=lambda: 0.5).delay_before_retry(error, 1, make_call()) == 0.125
+    assert unit_policy().delay_before_retry(error, 4, make_call()) is None
+    assert "retry-after" not in error.headers
+
+
 async def test_500_then_200_is_one_retry_one_success_one_usage_record(
     make_gateway: GatewayFactory, fakes: Any
 ) -> None:
@@ -119,6 +174,73 @@ async def test_a_retry_after_above_the_cap_fails_fast_with_the_upstream_status_a
     assert time.monotonic() - started < 5.0
     assert response.status_code == status and response.headers["retry-after"] == "120"
     assert fakes.openai.request_count == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (429, {"retry-after": "inf"}),
+        (429, {"retry-after": "1e999"}),
+        (503, {"retry-after": "Infinity"}),
+        (503, {"retry-after-ms": "inf"}),
+        (429, {"retry-after-ms": "nan"}),
+        (503, {"retry-after-ms": "nan"}),
+    ],
+)
+async def test_a_non_finite_retry_after_is_ignored_and_the_normal_backoff_retries(
+    make_gateway: GatewayFactory, fakes: Any, status: int, headers: dict[str, str]
+) -> None:
+    gateway = await make_gateway()
+    sleep = policy(gateway, "retry").sleep = RecordingSleep()
+    fakes.openai.enqueue(Reply.error(status, "busy", headers=headers), Reply.text("recovered"))
+    response = await gateway.chat({"model": "gpt-4o-mini", "messages": [user("x")]})
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "recovered"
+    assert fakes.openai.request_count == 2
+    assert len(sleep.waits) == 1 and 0.0 <= sleep.waits[0] <= 0.001  # full jitter under the 1 ms base
+
+
+@pytest.mark.parametrize("headers", [{"retry-after": "inf"}, {"retry-after-ms": "nan"}])
+async def test_a_non_finite_retry_after_that_keeps_failing_moves_to_the_fallback(
+    make_gateway: GatewayFactory, fakes: Any, headers: dict[str, str]
+) -> None:
+    gateway = await make_gateway()
+    policy(gateway, "retry").sleep = RecordingSleep()
+    fakes.openai.set_default(Reply.error(429, "busy", headers=headers))
+    fakes.anthropic.enqueue(Reply.text("from claude"))
+    body = {"model": "gpt-4o-mini", "messages": [user("x")], "fallback_models": ["claude-sonnet-4-5"]}
+    response = await gateway.chat(body)
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "from claude"
+    assert fakes.openai.request_count == 3 and fakes.anthropic.request_count == 1
+    (row,) = await gateway.usage_rows()
+    assert (row["provider"], row["fallback_used"], row["status"]) == ("anthropic", True, "ok")
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_huge_finite_retry_after_fails_fast_like_any_wait_over_the_cap(
+    make_gateway: GatewayFactory, fakes: Any, status: int
+) -> None:
+    gateway = await make_gateway()
+    fakes.openai.enqueue(Reply.error(status, "come back much later", retry_after="1e300"), Reply.text("no"))
+    started = time.monotonic()
+    response = await gateway.chat({"model": "gpt-4o-mini", "messages": [user("x")]})
+    assert time.monotonic() - started < 5.0
+    assert response.status_code == status and fakes.openai.request_count == 1
+    assert 8 < int(response.headers["retry-after"]) <= 86_400
+
+
+async def test_a_huge_finite_retry_after_moves_to_the_fallback_at_once(
+    make_gateway: GatewayFactory, fakes: Any
+) -> None:
+    gateway = await make_gateway()
+    sleep = policy(gateway, "retry").sleep = RecordingSleep()
+    fakes.openai.set_default(Reply.error(429, "come back much later", retry_after="1e300"))
+    fakes.anthropic.enqueue(Reply.text("from claude"))
+    body = {"model": "gpt-4o-mini", "messages": [user("x")], "fallback_models": ["claude-sonnet-4-5"]}
+    response = await gateway.chat(body)
+    assert response.status_code == 200 and response.headers["x-omnigate-provider"] == "anthropic"
+    assert fakes.openai.request_count == 1 and not sleep.waits
 
 
 async def test_client_errors_are_never_retried(make_gateway: GatewayFactory, fakes: Any) -> None:
