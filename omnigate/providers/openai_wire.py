@@ -194,6 +194,9 @@ class StreamParser:
         doc = _loads(self.provider, data)
         if doc.get("error"):
             raise stream_error(self.provider, doc["error"], self.secrets)
+        # vLLM and other OpenAI-compatible servers send {"object": "error", "message": ...} instead.
+        if doc.get("object") == "error":
+            raise stream_error(self.provider, doc, self.secrets)
         if self.id is None and isinstance(doc.get("id"), str) and doc["id"]:
             self.id = doc["id"]
         if self.model is None and isinstance(doc.get("model"), str) and doc["model"]:

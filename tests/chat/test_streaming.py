@@ -148,3 +148,24 @@ async def test_openai_sdk_stream_over_a_socket_with_usage(served: Served, fakes:
     assert usage.prompt_tokens == 7 and usage.completion_tokens == 2
     assert usage.completion_tokens_details.reasoning_tokens == 1
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/chat"])
+async def test_an_in_band_object_error_ends_the_stream_with_an_error_event_not_a_clean_end(
+    served: Served, fakes: Fakes, path: str
+) -> None:
+    # vLLM's in-band error: {"object": "error", ...} without an "error" key, then [DONE] all the same.
+    chunk = b'data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"partial"},"finish_reason":null}]}\n\n'
+    failure = b'data: {"object":"error","message":"out of KV cache","type":"InternalServerError","param":null,"code":500}\n\n'
+    fakes.openai.enqueue(
+        Reply.raw(200, chunk + failure + b"data: [DONE]\n\n", content_type="text/event-stream")
+    )
+    body = {"model": "gpt-4o-mini", "messages": [user("x")], "stream": True}
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as client:
+        response = await client.post(path, json=body, headers=served.tenant.headers)
+    assert response.status_code == 200 and "partial" in response.text
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+    assert events[-1].get("error") and "out of KV cache" in json.dumps(events[-1]["error"])
+    assert "data: [DONE]" not in response.text
+    row = await wait_for_usage_row(served)
+    assert row.status == "truncated" and row.error_code == "upstream_stream_error"

@@ -10,13 +10,14 @@ from typing import Any
 import attrs
 import pytest
 
-from omnigate.chat.models import ChatResult, ChatStream, Credential, StreamChunk, Target, Usage
+from omnigate.chat.models import OPENAI_CHAT, ChatResult, ChatStream, Credential, StreamChunk, Target, Usage
 from omnigate.chat.validate import parse_chat_request
 from omnigate.errors import InvalidRequestError, UpstreamError
 from omnigate.plugin.interfaces import Call
 from omnigate.plugin.registry import ProviderRegistry
 from omnigate.providers import openai as openai_module
 from omnigate.providers.openai import OpenAIProvider
+from omnigate.providers.openai_passthrough import is_plain
 from omnigate.providers.openai_wire import StreamParser, request_body
 from omnigate.settings import parse_settings
 from omnigate.testing.fakes import FakeOpenAI, Reply, ToolCall
@@ -348,6 +349,75 @@ async def test_stream_error_event_raises(provider: OpenAIProvider, fake: FakeOpe
     assert info.value.code == "upstream_stream_error"
     assert "overloaded" in info.value.message
     assert KEY not in str(info.value) and KEY[:8] not in str(info.value)
+
+
+# vLLM (and other OpenAI-compatible servers) report a failure inside a stream without an "error" key.
+VLLM_CHUNK = b'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"partial"},"finish_reason":null}]}\n\n'
+VLLM_ERROR = (
+    b'data: {"object":"error","message":"out of KV cache, key '
+    + KEY.encode()
+    + b'","type":"InternalServerError","param":null,"code":500}\n\n'
+)
+VLLM_STREAM = VLLM_CHUNK + VLLM_ERROR + b"data: [DONE]\n\n"
+
+
+async def stream_until_error(
+    provider: OpenAIProvider, passthrough: bool
+) -> tuple[list[StreamChunk], UpstreamError]:
+    call = make_call({"stream": True})
+    call.passthrough = OPENAI_CHAT if passthrough else None
+    stream = await provider.send(call, CREDENTIAL)
+    assert isinstance(stream, ChatStream)
+    seen: list[StreamChunk] = []
+    with pytest.raises(UpstreamError) as info:
+        async for item in stream:
+            seen.append(item)
+    await stream.aclose()
+    return seen, info.value
+
+
+@pytest.mark.parametrize("passthrough", [False, True])
+async def test_an_object_error_event_mid_stream_raises(
+    provider: OpenAIProvider, fake: FakeOpenAI, passthrough: bool
+) -> None:
+    fake.enqueue(Reply.raw(200, VLLM_STREAM, content_type="text/event-stream"))
+    seen, error = await stream_until_error(provider, passthrough)
+    if passthrough:
+        assert b"".join(chunk.raw for chunk in seen) == VLLM_CHUNK
+    else:
+        assert text_of(seen) == "partial"
+    assert not any(chunk.finish_reason or chunk.usage for chunk in seen)
+    assert error.code == "upstream_stream_error" and not error.retryable
+    assert "out of KV cache" in error.message
+    assert KEY not in str(error) and KEY[:8] not in str(error)
+
+
+def test_an_object_error_event_is_never_relayed_unread() -> None:
+    assert is_plain(VLLM_CHUNK.removesuffix(b"\n\n"))
+    assert not is_plain(VLLM_ERROR.removesuffix(b"\n\n"))
+    with_a_choice = b'data: {"object":"error","message":"x","choices":[{"finish_reason":null}]}'
+    assert not is_plain(with_a_choice)
+
+
+def test_stream_parser_raises_on_an_object_error_document() -> None:
+    parser = StreamParser("openai", [KEY])
+    with pytest.raises(UpstreamError) as info:
+        parser.feed('{"object":"error","message":"bad request","type":"BadRequestError","code":400}')
+    assert info.value.code == "upstream_stream_error" and "bad request" in info.value.message
+    # Only "object": "error" means an error: ordinary chunks are not affected.
+    assert parser.feed(
+        '{"object":"chat.completion.chunk","choices":[{"delta":{"content":"a"}}]}'
+    ) == StreamChunk(text="a")
+
+
+async def test_an_object_error_body_with_status_200_is_an_upstream_error(
+    provider: OpenAIProvider, fake: FakeOpenAI
+) -> None:
+    body = b'{"object":"error","message":"model overloaded","type":"InternalServerError","param":null,"code":500}'
+    fake.enqueue(Reply.raw(200, body))
+    with pytest.raises(UpstreamError) as info:
+        await send_json(provider, {})
+    assert info.value.code == "upstream_bad_response" and not info.value.retryable
 
 
 async def test_stream_bad_json_raises(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
