@@ -117,6 +117,12 @@ def _expose_retry_after(error: UpstreamError) -> None:
         error.headers["retry-after"] = str(max(1, math.ceil(wait)))
 
 
+# Failures of the transport or of the body's framing, not answers: another attempt may well succeed.
+TRANSIENT_BEFORE_FIRST_CHUNK = frozenset(
+    {"upstream_unavailable", "upstream_timeout", "upstream_stream_truncated"}
+)
+
+
 class _PrimedChunks:
     """A stream's iterator with its first chunk already read (the rest still comes from upstream)."""
 
@@ -143,9 +149,11 @@ async def prime_stream(stream: ChatStream) -> ChatStream:
     """Read a stream's first chunk before it is returned to the client path.
 
     Nothing reaches the client before the first chunk (dispatch sends headers with it), so an upstream
-    that fails between its response headers and its first event (Anthropic's ``overloaded_error``) can
-    still be retried or failed over. Idempotent; the stream object is kept (providers update its id
-    and model while it runs). A failure closes the stream and raises.
+    that fails between its response headers and its first event can still be retried or failed over:
+    a broken connection, a timeout or a body ended early is then as retryable as a refused connection
+    (readers mark failures after the response headers as not retryable, as they are once relayed), and
+    so is Anthropic's ``overloaded_error``. Idempotent; the stream object is kept (providers update its
+    id and model while it runs). A failure closes the stream and raises.
     """
     if isinstance(stream.chunks, _PrimedChunks):
         return stream
@@ -154,6 +162,11 @@ async def prime_stream(stream: ChatStream) -> ChatStream:
         first = await anext(iterator)
     except StopAsyncIteration:
         return stream
+    except UpstreamError as error:
+        await stream.aclose()
+        if error.code in TRANSIENT_BEFORE_FIRST_CHUNK:
+            error.retryable = True
+        raise
     except BaseException:
         await stream.aclose()
         raise
