@@ -108,7 +108,9 @@ class Reply:
     ``stall_after=N`` sends N events and then keeps the connection open silently (for a
     non-streaming request: the headers, then nothing);
     ``error_after=N`` sends N events, then the provider's mid-stream error event (using
-    ``message``/``error_type`` when given) and ends the stream.
+    ``message``/``error_type`` when given) and ends the stream; ``end_delay_s`` sleeps
+    between the last event and the end of the body (the chunked terminator), as upstreams
+    behind proxies or slow generator shutdowns do.
     """
 
     kind: ReplyKind
@@ -133,6 +135,7 @@ class Reply:
     cut_after: int | None = None
     stall_after: int | None = None
     error_after: int | None = None
+    end_delay_s: float = 0.0
     hang: bool = False
 
     @classmethod
@@ -150,6 +153,7 @@ class Reply:
         cut_after: int | None = None,
         stall_after: int | None = None,
         error_after: int | None = None,
+        end_delay_s: float = 0.0,
         message: str | None = None,
         error_type: str | None = None,
         hang: bool = False,
@@ -173,6 +177,7 @@ class Reply:
             cut_after=cut_after,
             stall_after=stall_after,
             error_after=error_after,
+            end_delay_s=end_delay_s,
             hang=hang,
         )
 
@@ -191,6 +196,7 @@ class Reply:
         cut_after: int | None = None,
         stall_after: int | None = None,
         error_after: int | None = None,
+        end_delay_s: float = 0.0,
         message: str | None = None,
         error_type: str | None = None,
         hang: bool = False,
@@ -211,6 +217,7 @@ class Reply:
             cut_after=cut_after,
             stall_after=stall_after,
             error_after=error_after,
+            end_delay_s=end_delay_s,
             hang=hang,
         )
 

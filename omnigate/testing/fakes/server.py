@@ -377,6 +377,8 @@ class FakeUpstream:
                 await asyncio.sleep(reply.chunk_delay_s)
             await resp.write(self.render_stream_error(call))
             record.events_sent += 1
+        if reply.end_delay_s:
+            await asyncio.sleep(reply.end_delay_s)
         await resp.write_eof()
         record.completed = True
         if action == "end":
