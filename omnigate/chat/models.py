@@ -178,17 +178,25 @@ class StreamChunk:
     raw: bytes = b""
 
 
+def _no_usage() -> Usage | None:
+    return None
+
+
 @attrs.define
 class ChatStream:
     """A provider's open stream: iterate it for chunks; ``aclose()`` releases the upstream connection.
 
     Iteration raises :class:`omnigate.errors.UpstreamError` when the upstream fails mid-stream.
+    ``partial_usage()`` is the usage the upstream has reported so far (None if it reported none): what
+    a stream cancelled or cut before its usage chunk is billed.
     """
 
     id: str
     model: str
     chunks: AsyncIterator[StreamChunk]
     close: Callable[[], Awaitable[None]]
+    # OpenAI and Azure report usage only in their last event, so their streams keep this default.
+    partial_usage: Callable[[], Usage | None] = _no_usage
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self.chunks

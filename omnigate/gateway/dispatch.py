@@ -199,14 +199,15 @@ class ChatEndpoint:
         try:
             await watch.run(relay.run(stream, call, self._headers(call, reply), ledger))
         except ClientDisconnectedError:
-            ledger.finish(STATUS_CANCELLED, CLIENT_CLOSED, relay.usage, error_code="client_disconnected")
+            usage = relay.usage_so_far(stream)
+            ledger.finish(STATUS_CANCELLED, CLIENT_CLOSED, usage, error_code="client_disconnected")
         except UpstreamError as error:
             if not relay.started:
                 raise  # nothing reached the client yet: answer with a proper error status
             logger.warning("stream from %s broke after the first byte: %s", call.target.provider, error.code)
             body = relay.take_held() + self.surface.stream_error(error, reply)
             await send({"type": "http.response.body", "body": body})
-            ledger.finish(STATUS_TRUNCATED, 200, relay.usage, error_code=error.code)
+            ledger.finish(STATUS_TRUNCATED, 200, relay.usage_so_far(stream), error_code=error.code)
         finally:
             await stream.aclose()
 
@@ -240,6 +241,10 @@ class _Relay:
             self._held.append(data)
         else:
             await self._body(data)
+
+    def usage_so_far(self, stream: ChatStream) -> Usage | None:
+        """The usage chunk's when it came, else what the upstream had reported when the stream stopped."""
+        return self.usage if self.usage is not None else stream.partial_usage()
 
     def take_held(self) -> bytes:
         held = b"".join(self._held)

@@ -105,6 +105,7 @@ def _open_stream(response: aiohttp.ClientResponse, model: str, provisional_id: s
         )
 
     stream = relay_stream(response, chunks(), id=provisional_id, model=model)
+    stream.partial_usage = translator.usage
     return stream
 
 

@@ -328,6 +328,9 @@ class StreamTranslator:
         return None
 
     def usage(self) -> Usage | None:
+        """The usage reported so far (the whole usage once ``message_stop`` arrived)."""
+        # Before any message_delta, output is message_start's own count (1 or so): the upstream's figure
+        # at that moment, billed as reported rather than guessed at.
         return usage_from(self._usage) if self._usage else None
 
     def _merge_usage(self, data: Any) -> None:

@@ -105,7 +105,9 @@ def _open_stream(response: aiohttp.ClientResponse, model: str, secrets: list[str
         if translator.usage is not None:
             yield StreamChunk(usage=translator.usage)
 
-    return relay_stream(response, chunks(), id=f"gemini-{uuid.uuid4().hex}", model=model)
+    stream = relay_stream(response, chunks(), id=f"gemini-{uuid.uuid4().hex}", model=model)
+    stream.partial_usage = translator.reported
+    return stream
 
 
 @hookimpl

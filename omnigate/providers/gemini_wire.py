@@ -356,6 +356,10 @@ class StreamTranslator:
         self._calls = 0
         self._prefix: str | None = None
 
+    def reported(self) -> Usage | None:
+        """The usage reported so far: every chunk's ``usageMetadata`` counts the whole answer to it."""
+        return self.usage
+
     def feed(self, doc: Any) -> StreamChunk | None:
         if not isinstance(doc, dict):
             raise bad_response("stream event is not a JSON object")
