@@ -54,6 +54,8 @@ class Runtime:
     key_usage: KeyUsageRecorder | None = None
     metrics: GatewayMetrics | None = None
     extras: dict[str, Any] = attrs.Factory(dict)
+    in_flight: int = 0
+    """Chat requests this process is serving now (streams until their end), for load shedding."""
 
     @property
     def db(self) -> Database:

@@ -59,6 +59,7 @@ class Settings:
     upstream_connect_timeout_s: float = 10.0
     request_deadline_s: float = 900.0
     max_attempts_per_request: int = 6
+    max_in_flight_requests: int = 1000
     budget_default_max_tokens: int = 4096
     rate_limit_fail_open: bool = False
     max_request_bytes: int = 10 * 1024 * 1024
@@ -151,6 +152,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "UPSTREAM_CONNECT_TIMEOUT_S": ("upstream_connect_timeout_s", _float),
     "REQUEST_DEADLINE_S": ("request_deadline_s", _float),
     "MAX_ATTEMPTS_PER_REQUEST": ("max_attempts_per_request", _int),
+    "MAX_IN_FLIGHT_REQUESTS": ("max_in_flight_requests", _int),
     "BUDGET_DEFAULT_MAX_TOKENS": ("budget_default_max_tokens", _int),
     "RATE_LIMIT_FAIL_OPEN": ("rate_limit_fail_open", _bool),
     "MAX_REQUEST_BYTES": ("max_request_bytes", _int),
@@ -186,6 +188,7 @@ _POSITIVE = {
     "circuit_breaker_half_open_max_calls",
 }
 _NON_NEGATIVE = {
+    "max_in_flight_requests",
     "gc_gen0_threshold",
     "graceful_timeout_s",
     "retry_base_delay_ms",

@@ -11,7 +11,13 @@ import orjson
 
 from omnigate.chat.models import ChatRequest, ChatResult, ChatStream, Usage
 from omnigate.chat.validate import parse_chat_request
-from omnigate.errors import InvalidRequestError, OmnigateError, PermissionDeniedError, UpstreamError
+from omnigate.errors import (
+    InvalidRequestError,
+    OmnigateError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+    UpstreamError,
+)
 from omnigate.gateway.accounting import Ledger
 from omnigate.gateway.disconnect import ClientDisconnectedError, DisconnectWatch
 from omnigate.gateway.pacing import CURRENT_PACER, StreamPacer
@@ -58,6 +64,15 @@ async def read_json(receive: Receive) -> Any:
         ) from None
 
 
+def overloaded(limit: int) -> ServiceUnavailableError:
+    """Shed before any work: the client retries shortly, or on another replica."""
+    return ServiceUnavailableError(
+        f"this gateway process is serving its limit of {limit} requests; retry shortly",
+        code="overloaded",
+        headers={"retry-after": "1"},
+    )
+
+
 def check_models_allowed(principal: Any, request: ChatRequest) -> None:
     """A key restricted to some models may use only those, as primary or as fallback."""
     allowed = getattr(principal, "allowed_models", None)
@@ -80,10 +95,11 @@ class ChatEndpoint:
         self.surface = surface
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        engine = self.runtime.engine
+        runtime = self.runtime
+        engine = runtime.engine
         ledger = Ledger(
-            self.runtime.prices,
-            self.runtime.usage_writer,
+            runtime.prices,
+            runtime.usage_writer,
             scope[SCOPE_PRINCIPAL],
             scope[SCOPE_REQUEST_ID],
             time.perf_counter(),
@@ -94,7 +110,10 @@ class ChatEndpoint:
         pacer: StreamPacer | None = None
         paced: contextvars.Token[StreamPacer | None] | None = None
         answered = False
+        runtime.in_flight += 1
         try:
+            if runtime.in_flight > runtime.settings.max_in_flight_requests > 0:
+                raise overloaded(runtime.settings.max_in_flight_requests)
             call = await self._admit(scope, receive, ledger)
             if call.request.stream:
                 # Before the first attempt: its reader reads the first chunk (priming), often the whole
@@ -115,6 +134,7 @@ class ChatEndpoint:
             await send_error(send, error)
             answered = True
         finally:
+            runtime.in_flight -= 1
             watch.stop(answered)
             if paced is not None:
                 CURRENT_PACER.reset(paced)

@@ -32,6 +32,7 @@ REFUSALS = {
     "budget_exceeded": "budget",
     "rate_limit_exceeded": "rate_limit",
     "circuit_open": "circuit_open",
+    "overloaded": "overloaded",
 }
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SAMPLE_INTERVAL_S = 1.0
@@ -117,7 +118,7 @@ class GatewayMetrics:
         )
         self.refusals = Counter(
             "omnigate_refusals",
-            "Requests refused by a policy: budget, rate_limit or circuit_open",
+            "Requests refused: budget, rate_limit, circuit_open, or overloaded (shed at MAX_IN_FLIGHT_REQUESTS)",
             ("reason", *project),
             registry=registry,
         )
@@ -141,6 +142,12 @@ class GatewayMetrics:
             "omnigate_usage_records_dropped",
             "Usage records lost (buffer full, rejected by the database, or unwritten at shutdown)",
             registry=registry,
+        )
+        self.in_flight = Gauge(
+            "omnigate_in_flight_requests",
+            "Chat requests being served now (streams until their end)",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.unknown_prices = Gauge(
             "omnigate_unknown_price_models",
@@ -248,6 +255,7 @@ class GatewayMetrics:
             self.usage_dropped.inc(writer.dropped - self._dropped)
             self._dropped = writer.dropped
         self.unknown_prices.set(unknown)
+        self.in_flight.set(runtime.in_flight)
         self._sample_breakers(runtime)
 
     def _sample_breakers(self, runtime: Runtime) -> None:
