@@ -60,6 +60,7 @@ class Settings:
     request_deadline_s: float = 900.0
     max_attempts_per_request: int = 6
     max_in_flight_requests: int = 1000
+    client_stall_timeout_s: float = 60.0
     budget_default_max_tokens: int = 4096
     rate_limit_fail_open: bool = False
     max_request_bytes: int = 10 * 1024 * 1024
@@ -153,6 +154,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "REQUEST_DEADLINE_S": ("request_deadline_s", _float),
     "MAX_ATTEMPTS_PER_REQUEST": ("max_attempts_per_request", _int),
     "MAX_IN_FLIGHT_REQUESTS": ("max_in_flight_requests", _int),
+    "CLIENT_STALL_TIMEOUT_S": ("client_stall_timeout_s", _float),
     "BUDGET_DEFAULT_MAX_TOKENS": ("budget_default_max_tokens", _int),
     "RATE_LIMIT_FAIL_OPEN": ("rate_limit_fail_open", _bool),
     "MAX_REQUEST_BYTES": ("max_request_bytes", _int),
@@ -174,6 +176,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "circuit_breaker_backend": ("memory", "redis"),
 }
 _POSITIVE = {
+    "client_stall_timeout_s",
     "port",
     "workers",
     "retry_max_attempts",

@@ -14,6 +14,14 @@ T = TypeVar("T")
 class ClientDisconnectedError(Exception):
     """The client closed the connection before the response was complete."""
 
+    code = "client_disconnected"
+
+
+class ClientStalledError(ClientDisconnectedError):
+    """The client stopped taking the response's bytes: one send did not complete in time."""
+
+    code = "client_stalled"
+
 
 class DisconnectWatch:
     """One watcher task per request that cancels the request's own task while it runs ``run(work)``.

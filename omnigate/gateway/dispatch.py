@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -19,7 +20,7 @@ from omnigate.errors import (
     UpstreamError,
 )
 from omnigate.gateway.accounting import Ledger
-from omnigate.gateway.disconnect import ClientDisconnectedError, DisconnectWatch
+from omnigate.gateway.disconnect import ClientDisconnectedError, ClientStalledError, DisconnectWatch
 from omnigate.gateway.pacing import CURRENT_PACER, StreamPacer
 from omnigate.http import JSON_CONTENT_TYPE, header_pairs, send_error
 from omnigate.plugin.interfaces import RESPONSE_HEADER_PAIRS, RESPONSE_HEADERS, Call
@@ -215,19 +216,19 @@ class ChatEndpoint:
         pacer: StreamPacer | None,
     ) -> None:
         reply = self._reply(call, ledger, stream.id, stream.model)
-        relay = _Relay(self.surface, reply, send, pacer)
+        stall_timeout_s = self.runtime.settings.client_stall_timeout_s
+        relay = _Relay(self.surface, reply, send, pacer, stall_timeout_s)
         try:
             await watch.run(relay.run(stream, call, self._headers(call, reply), ledger))
-        except ClientDisconnectedError:
+        except ClientDisconnectedError as gone:
             usage = relay.usage_so_far(stream)
-            ledger.finish(STATUS_CANCELLED, CLIENT_CLOSED, usage, error_code="client_disconnected")
+            ledger.finish(STATUS_CANCELLED, CLIENT_CLOSED, usage, error_code=gone.code)
         except UpstreamError as error:
             if not relay.started:
                 raise  # nothing reached the client yet: answer with a proper error status
             logger.warning("stream from %s broke after the first byte: %s", call.target.provider, error.code)
-            body = relay.take_held() + self.surface.stream_error(error, reply)
-            await send({"type": "http.response.body", "body": body})
             ledger.finish(STATUS_TRUNCATED, 200, relay.usage_so_far(stream), error_code=error.code)
+            await relay._body(relay.take_held() + self.surface.stream_error(error, reply), more=False)
         finally:
             await stream.aclose()
 
@@ -240,10 +241,18 @@ class _Relay:
     events read at once costs one send, and nothing waits on the network unsent.
     """
 
-    def __init__(self, surface: Surface, reply: Reply, send: Send, pacer: StreamPacer | None = None) -> None:
+    def __init__(
+        self,
+        surface: Surface,
+        reply: Reply,
+        send: Send,
+        pacer: StreamPacer | None = None,
+        stall_timeout_s: float = 60.0,
+    ) -> None:
         self.surface = surface
         self.reply = reply
         self.send = send
+        self.stall_timeout_s = stall_timeout_s
         self.started = False
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
@@ -254,7 +263,13 @@ class _Relay:
     async def _body(self, data: bytes, more: bool = True) -> None:
         if data or not more:
             message: Message = {"type": "http.response.body", "body": data, "more_body": more}
-            await self.send(message)
+            # A client that stops reading (but stays connected) blocks the send once the socket's
+            # buffers are full, and with it the upstream stream and a slot of MAX_IN_FLIGHT_REQUESTS.
+            try:
+                async with asyncio.timeout(self.stall_timeout_s):
+                    await self.send(message)
+            except TimeoutError:
+                raise ClientStalledError from None
 
     async def _emit(self, data: bytes) -> None:
         if self.pacer.cooperative:
