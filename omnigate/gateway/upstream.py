@@ -187,6 +187,8 @@ async def error_from_response(
     except TRANSPORT_ERRORS:
         body = b""
     error = status_error(provider, response.status, response.headers, error_message(body), secrets)
+    if response.status == 429 and _error_code(body) == "insufficient_quota":
+        _quota_exhausted(error)
     if error.retry_after_s is None:
         error.retry_after_s = retry_delay_from_body(body)
         if error.retry_after_s is not None and error.status_code == 429:
@@ -196,21 +198,43 @@ async def error_from_response(
 
 def retry_delay_from_body(body: bytes) -> float | None:
     """Gemini puts its wait in the body: ``error.details[].retryDelay`` of a google.rpc.RetryInfo, e.g. "20s"."""
-    try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    details = (
-        data.get("error", {}).get("details")
-        if isinstance(data, dict) and isinstance(data.get("error"), dict)
-        else None
-    )
+    error = _error_object(body)
+    details = error.get("details") if error is not None else None
     for detail in details if isinstance(details, list) else ():
         delay = detail.get("retryDelay") if isinstance(detail, dict) else None
         if isinstance(delay, str) and delay.endswith("s"):
             seconds = _number(delay[:-1])
             return _delay(seconds) if seconds is not None else None
     return None
+
+
+QUOTA_EXHAUSTED = "upstream_insufficient_quota"
+
+
+def _quota_exhausted(error: UpstreamError) -> None:
+    """OpenAI's 429 ``insufficient_quota``: the provider account's credit is spent, which no wait mends.
+    Still retryable in the fallback sense (another provider may answer; the breaker counts it), but the
+    retry policy does not try the same target again, and clients are told not to retry."""
+    error.code = QUOTA_EXHAUSTED
+    error.error_type = "insufficient_quota"
+    error.headers["x-should-retry"] = "false"
+
+
+def _error_code(body: bytes) -> str | None:
+    """An OpenAI-style error body's ``error.code``."""
+    error = _error_object(body)
+    code = error.get("code") if error is not None else None
+    return code if isinstance(code, str) else None
+
+
+def _error_object(body: bytes) -> dict[str, Any] | None:
+    """An error body's ``error`` object (OpenAI, Anthropic and Gemini each nest one), if it has one."""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, dict) else None
 
 
 def error_message(body: bytes) -> str:

@@ -15,6 +15,7 @@ import attrs
 from omnigate import hookimpl
 from omnigate.chat.models import ChatStream, StreamChunk
 from omnigate.errors import UpstreamError
+from omnigate.gateway.upstream import QUOTA_EXHAUSTED
 from omnigate.plugin.interfaces import Call, CallNext, PluginContext
 from omnigate.plugin.registry import PolicyRegistry
 from omnigate.settings import Settings
@@ -84,7 +85,7 @@ class RetryPolicy:
 
     def delay_before_retry(self, error: UpstreamError, tries: int, call: Call) -> float | None:
         """Seconds to wait before the next attempt, or None when the error must go up now."""
-        if not error.retryable:
+        if not error.retryable or error.code == QUOTA_EXHAUSTED:
             return None
         requested = _requested_wait(error)
         if requested is not None:

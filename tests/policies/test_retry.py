@@ -250,6 +250,37 @@ async def test_client_errors_are_never_retried(make_gateway: GatewayFactory, fak
     assert response.status_code == 400 and fakes.openai.request_count == 1
 
 
+QUOTA = "You exceeded your current quota, please check your plan and billing details."
+
+
+async def test_a_spent_provider_quota_is_not_retried_and_clients_are_told_not_to_retry(
+    make_gateway: GatewayFactory, fakes: Any
+) -> None:
+    gateway = await make_gateway(RETRY_MAX_ATTEMPTS="3")
+    fakes.openai.enqueue(Reply.error(429, QUOTA, error_type="insufficient_quota", code="insufficient_quota"))
+    response = await gateway.chat({"model": "gpt-4o-mini", "messages": [user("x")]})
+    assert response.status_code == 429 and fakes.openai.request_count == 1
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("insufficient_quota", "upstream_insufficient_quota")
+    assert response.headers["x-should-retry"] == "false"
+    # A rate limit's 429 is still retried.
+    fakes.openai.enqueue(Reply.error(429, "slow down", code="rate_limit_exceeded"), Reply.text("second try"))
+    assert (await gateway.chat({"model": "gpt-4o-mini", "messages": [user("x")]})).status_code == 200
+    assert fakes.openai.request_count == 3
+
+
+async def test_a_spent_provider_quota_fails_over_at_once(make_gateway: GatewayFactory, fakes: Any) -> None:
+    gateway = await make_gateway(RETRY_MAX_ATTEMPTS="3")
+    fakes.openai.set_default(
+        Reply.error(429, QUOTA, error_type="insufficient_quota", code="insufficient_quota")
+    )
+    fakes.anthropic.enqueue(Reply.text("from the fallback"))
+    body = {"model": "gpt-4o-mini", "fallback_models": ["claude-sonnet-4-5"], "messages": [user("x")]}
+    response = await gateway.chat(body)
+    assert response.status_code == 200 and "fallback" in response.text
+    assert fakes.openai.request_count == 1 and fakes.anthropic.request_count == 1
+
+
 async def test_attempts_are_bounded_per_target_and_per_request(
     make_gateway: GatewayFactory, fakes: Any
 ) -> None:
