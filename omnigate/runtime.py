@@ -11,6 +11,7 @@ from omnigate.cache import LoadingCache
 from omnigate.gateway.credentials import CredentialResolver
 from omnigate.gateway.engine import Engine
 from omnigate.gateway.pipeline import Plugins
+from omnigate.gateway.stalls import StallWatch
 from omnigate.observe import Observer
 from omnigate.plugin.registry import PolicyRegistry, ProviderRegistry
 from omnigate.settings import Settings
@@ -56,6 +57,9 @@ class Runtime:
     extras: dict[str, Any] = attrs.Factory(dict)
     in_flight: int = 0
     """Chat requests this process is serving now (streams until their end), for load shedding."""
+    stall_watch: StallWatch = attrs.field(
+        default=attrs.Factory(lambda self: StallWatch(self.settings.client_stall_timeout_s), takes_self=True)
+    )
 
     @property
     def db(self) -> Database:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import time
@@ -20,8 +19,9 @@ from omnigate.errors import (
     UpstreamError,
 )
 from omnigate.gateway.accounting import Ledger
-from omnigate.gateway.disconnect import ClientDisconnectedError, ClientStalledError, DisconnectWatch
+from omnigate.gateway.disconnect import ClientDisconnectedError, DisconnectWatch
 from omnigate.gateway.pacing import CURRENT_PACER, StreamPacer
+from omnigate.gateway.stalls import StallWatch
 from omnigate.http import JSON_CONTENT_TYPE, header_pairs, send_error
 from omnigate.plugin.interfaces import RESPONSE_HEADER_PAIRS, RESPONSE_HEADERS, Call
 from omnigate.runtime import Runtime
@@ -216,8 +216,7 @@ class ChatEndpoint:
         pacer: StreamPacer | None,
     ) -> None:
         reply = self._reply(call, ledger, stream.id, stream.model)
-        stall_timeout_s = self.runtime.settings.client_stall_timeout_s
-        relay = _Relay(self.surface, reply, send, pacer, stall_timeout_s)
+        relay = _Relay(self.surface, reply, send, pacer, self.runtime.stall_watch)
         try:
             await watch.run(relay.run(stream, call, self._headers(call, reply), ledger))
         except ClientDisconnectedError as gone:
@@ -247,12 +246,12 @@ class _Relay:
         reply: Reply,
         send: Send,
         pacer: StreamPacer | None = None,
-        stall_timeout_s: float = 60.0,
+        stalls: StallWatch | None = None,
     ) -> None:
         self.surface = surface
         self.reply = reply
         self.send = send
-        self.stall_timeout_s = stall_timeout_s
+        self.stalls = stalls
         self.started = False
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
@@ -263,13 +262,10 @@ class _Relay:
     async def _body(self, data: bytes, more: bool = True) -> None:
         if data or not more:
             message: Message = {"type": "http.response.body", "body": data, "more_body": more}
-            # A client that stops reading (but stays connected) blocks the send once the socket's
-            # buffers are full, and with it the upstream stream and a slot of MAX_IN_FLIGHT_REQUESTS.
-            try:
-                async with asyncio.timeout(self.stall_timeout_s):
-                    await self.send(message)
-            except TimeoutError:
-                raise ClientStalledError from None
+            if self.stalls is None:
+                await self.send(message)
+            else:
+                await self.stalls.send(self.send, message)
 
     async def _emit(self, data: bytes) -> None:
         if self.pacer.cooperative:
