@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import attrs
@@ -13,6 +11,7 @@ import pytest
 from omnigate.testing import Reply, Usage
 from tests.chat.conftest import MODELS, Fakes, Gateway, Served, user
 from tests.chat.test_accounting import PRICE_KEYS, hand_cost
+from tests.chat.test_streaming import wait_for_usage_row
 from tests.observability.test_prometheus import scrape, total
 from tests.policies import admission_fixtures
 from tests.policies.admission_fixtures import AdmissionGateways, exact_reply, set_budgets, usd, worst_case
@@ -47,23 +46,9 @@ def assert_input_as_reported(provider: str, usage: Usage) -> None:
     )
 
 
-async def only_row(served: Served, timeout_s: float = 5.0) -> dict[str, Any]:
-    """The served gateway's one usage row, once its writer flushed it."""
-    from omnigate.store.database import Database
-    from omnigate.store.usage import list_usage
-
-    db = Database(served.database_url)
-    await db.connect()
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            rows = await list_usage(db, served.tenant.project_id)
-            if rows or time.monotonic() > deadline:
-                assert len(rows) == 1, rows
-                return attrs.asdict(rows[0])
-            await asyncio.sleep(0.1)
-    finally:
-        await db.disconnect()
+async def only_row(served: Served) -> dict[str, Any]:
+    """The served gateway's one usage row, once its writer flushed it, as a dict."""
+    return attrs.asdict(await wait_for_usage_row(served))
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "gemini"])

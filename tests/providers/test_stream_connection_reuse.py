@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from omnigate.chat.models import OPENAI_CHAT, ChatStream, Credential, StreamChunk, Target
+from omnigate.chat.models import OPENAI_CHAT, ChatStream, Credential, Target
 from omnigate.chat.validate import parse_chat_request
 from omnigate.gateway import streams
 from omnigate.plugin.interfaces import Call
@@ -20,6 +20,7 @@ from omnigate.providers.anthropic import AnthropicProvider
 from omnigate.providers.openai import OpenAIProvider
 from omnigate.settings import parse_settings
 from omnigate.testing.fakes import FakeAnthropic, FakeOpenAI, Reply
+from tests.providers.test_openai import collect
 
 KEYS = {"openai": "sk-test-0123456789abcdefghij", "anthropic": "sk-ant-test-0123456789abcdefghij"}
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-test-1"}
@@ -76,14 +77,6 @@ async def open_stream(
     result = await provider.send(call, Credential(api_key=KEYS[name], source="project"))
     assert isinstance(result, ChatStream)
     return result
-
-
-async def collect(stream: ChatStream) -> list[StreamChunk]:
-    """As dispatch does: read to the end, then close the stream."""
-    try:
-        return [chunk async for chunk in stream]
-    finally:
-        await stream.aclose()
 
 
 async def drained(timeout_s: float = 5.0) -> None:
