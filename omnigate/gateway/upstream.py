@@ -187,10 +187,11 @@ async def error_from_response(
     except TRANSPORT_ERRORS:
         body = b""
     error = status_error(provider, response.status, response.headers, error_message(body), secrets)
-    if response.status == 429 and _error_code(body) == "insufficient_quota":
+    detail = _error_object(body)
+    if response.status == 429 and detail is not None and detail.get("code") == "insufficient_quota":
         _quota_exhausted(error)
     if error.retry_after_s is None:
-        error.retry_after_s = retry_delay_from_body(body)
+        error.retry_after_s = _retry_delay(detail)
         if error.retry_after_s is not None and error.status_code == 429:
             error.headers["retry-after"] = str(max(1, round(error.retry_after_s)))
     return error
@@ -198,7 +199,11 @@ async def error_from_response(
 
 def retry_delay_from_body(body: bytes) -> float | None:
     """Gemini puts its wait in the body: ``error.details[].retryDelay`` of a google.rpc.RetryInfo, e.g. "20s"."""
-    error = _error_object(body)
+    return _retry_delay(_error_object(body))
+
+
+def _retry_delay(error: dict[str, Any] | None) -> float | None:
+    """The first ``details[].retryDelay`` of an error object, as a wait (None if absent or not sane)."""
     details = error.get("details") if error is not None else None
     for detail in details if isinstance(details, list) else ():
         delay = detail.get("retryDelay") if isinstance(detail, dict) else None
@@ -218,13 +223,6 @@ def _quota_exhausted(error: UpstreamError) -> None:
     error.code = QUOTA_EXHAUSTED
     error.error_type = "insufficient_quota"
     error.headers["x-should-retry"] = "false"
-
-
-def _error_code(body: bytes) -> str | None:
-    """An OpenAI-style error body's ``error.code``."""
-    error = _error_object(body)
-    code = error.get("code") if error is not None else None
-    return code if isinstance(code, str) else None
 
 
 def _error_object(body: bytes) -> dict[str, Any] | None:
